@@ -1,0 +1,172 @@
+"""Typed, frozen configuration of a pipeline run.
+
+`create_pipeline(cfg)` is a pure function of a `PipelineConfig`; runners build the config from
+command-line flags and an optional JSON file (`load_config`) and own every path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticDataConfig:
+    """Size and shape of the embedded synthetic MovieLens-like world."""
+
+    num_users: int = 1500
+    num_items: int = 800
+    num_interactions: int = 40_000
+    num_tastes: int = 8
+    eval_fraction: float = 0.2
+    seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Hyperparameters of the two-tower retrieval and the ranking model."""
+
+    embedding_dim: int = 32
+    tower_layers: Tuple[int, ...] = (64,)
+    epochs: int = 5
+    batch_size: int = 512
+    learning_rate: float = 0.05
+    temperature: float = 0.1
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    ranking_layers: Tuple[int, ...] = (64, 32)
+    ranking_cross_layers: int = 1
+    ranking_low_rank: Optional[int] = None
+    ranking_epochs: int = 5
+    ranking_learning_rate: float = 0.01
+    candidates_to_rank: int = 100
+    top_k: int = 100
+    strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
+    seed: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Evaluation gate: the pushed model must clear these floors."""
+
+    cutoffs: Tuple[int, ...] = (10, 20, 50, 100)
+    gate_metric: str = "recall_at_20"
+    min_value: float = 0.0
+    max_relative_drop: float = 0.05
+    max_eval_users: int = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """Apache Beam settings shared by every Beam-powered component."""
+
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 1
+    direct_running_mode: str = "in_memory"  # in_memory | multi_threading | multi_processing
+    extra_args: Tuple[str, ...] = ()
+
+    def pipeline_args(self) -> Tuple[str, ...]:
+        """Arguments handed to `tfx.dsl.Pipeline(beam_pipeline_args=...)`."""
+        args = [f"--runner={self.runner}"]
+        if self.runner == "DirectRunner":
+            args += [
+                f"--direct_num_workers={self.direct_num_workers}",
+                f"--direct_running_mode={self.direct_running_mode}",
+            ]
+        return tuple(args) + tuple(self.extra_args)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs; paths are absolute or relative to the caller's cwd."""
+
+    pipeline_name: str = "recsys"
+    pipeline_root: str = "output/pipeline"
+    data_root: str = "output/data"
+    serving_model_dir: str = "output/serving_model"
+    metadata_path: str = "output/metadata.sqlite"
+    split: str = "time"  # time | random
+    span_window: int = 1  # number of newest spans read by the interactions ExampleGen
+    enable_cache: bool = True
+    trainer: TrainerConfig = TrainerConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    beam: BeamConfig = BeamConfig()
+    synthetic: SyntheticDataConfig = SyntheticDataConfig()
+
+    def __post_init__(self) -> None:
+        if self.split not in ("time", "random"):
+            raise ConfigError(f"split must be 'time' or 'random', got {self.split!r}")
+        if self.span_window < 1:
+            raise ConfigError(f"span_window must be >= 1, got {self.span_window}")
+
+    def with_paths(self, output_dir: str) -> "PipelineConfig":
+        """A copy whose every path lies under `output_dir`."""
+        root = pathlib.Path(output_dir)
+        return dataclasses.replace(
+            self,
+            pipeline_root=str(root / "pipeline"),
+            data_root=str(root / "data"),
+            serving_model_dir=str(root / "serving_model"),
+            metadata_path=str(root / "metadata.sqlite"),
+        )
+
+
+def _build(cls: Type[T], values: Mapping[str, Any], where: str) -> T:
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: Dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(fields))})")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key}: expected an object")
+            kwargs[key] = _build(type(default), value, f"{where}.{key}")
+        elif isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}.{key}: expected a list")
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> PipelineConfig:
+    """Reads a JSON config file (keys as in `PipelineConfig`, nested objects for sub-configs).
+
+    Args:
+      path: JSON file, or None for the defaults.
+      overrides: top-level keys applied after the file.
+
+    Returns:
+      The frozen config.
+
+    Raises:
+      ConfigError: the file is missing, not JSON, or names an unknown key.
+    """
+    values: Dict[str, Any] = {}
+    if path is not None:
+        file = pathlib.Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config file {path}: not valid JSON ({err})") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path}: top level must be an object")
+    values.update(overrides or {})
+    return _build(PipelineConfig, values, path or "config")
+
+
+def to_dict(cfg: PipelineConfig) -> Dict[str, Any]:
+    """The config as plain JSON-compatible values."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,27 @@
+"""Installs the recommender: the pipeline, its components, the trainer and the model server."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tfx-recsys",
+    version="0.1.0",
+    description="A production recommender on TensorFlow Extended: pipeline, compression, serving.",
+    python_requires=">=3.9,<3.11",
+    packages=find_packages(include=["pipeline*", "components*", "trainer*", "serving*", "kubeflow*"]),
+    package_data={"pipeline": ["schema/*.pbtxt"], "kubeflow": ["manifests/*.yaml", "Dockerfile"]},
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow==2.16.2",
+        "tf-keras==2.16.0",
+        "tensorflow-recommenders==0.7.7",
+        "tensorflow-model-optimization==0.8.1",
+        "tensorflow-serving-api==2.16.1",
+        "apache-beam==2.74.0",
+        "dill",
+        "grpcio",
+        "matplotlib",
+        "kfp==2.5.0",
+    ],
+    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "ruff"]},
+    entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
+)

@@ -1,0 +1,24 @@
+"""Test session set-up shared by every test package."""
+
+import os
+import pathlib
+
+import pytest
+
+SHARED_DATASETS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # TF-MOT and TFRS need Keras 2 (tf-keras); this must be set before TensorFlow is imported,
+    # which happens only when test modules are collected, after this hook.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def ml_latest_small() -> pathlib.Path:
+    """The MovieLens latest-small folder from ../shared, or a skip when it is absent."""
+    path = SHARED_DATASETS / "ml-latest-small"
+    if not (path / "ratings.csv").exists():
+        pytest.skip(f"MovieLens latest-small not found at {path}; the test needs ../shared/datasets")
+    return path

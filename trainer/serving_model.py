@@ -1,0 +1,226 @@
+"""The two-stage serving model: retrieval over the whole catalog, re-ranking, seen-item removal.
+
+`ServingModel` is a `tf.Module` holding the trained towers, the catalog's candidate embeddings
+and the per-user tables known at training time. It is exported as one SavedModel whose
+signatures use stock TensorFlow ops only, so plain `tf.saved_model.load` and the stock TF
+Serving binary run it:
+
+* `serving_default(user_id)`: top-K `item_ids` and `scores`, best first, without the items the
+  user rated in the training data; unknown users get the most popular items.
+* `recommend_with_features(user_id, user_age, user_gender, user_occupation)`: the same for a
+  user described at request time (cold start: features but no history).
+* `rank(user_id, item_id)`: predicted ratings of a given candidate list (`known_items` says
+  which ids are in the catalog; unknown ones score 0).
+* `retrieve_unfiltered(user_id)`: retrieval-only top-K with no seen-item removal (evaluation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import features as F
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingTables:
+    """Per-user and per-item tables computed from the training data and the item catalog.
+
+    Attributes:
+      user_keys: raw user ids known at training time, [U].
+      user_features: transformed user features, name -> [U + 1] int64 (`F.USER_TRANSFORMED`);
+        the last row describes an unknown user (out-of-vocabulary id, unknown side features).
+      seen_row_splits / seen_values: ragged [U + 1, None] catalog rows each user rated in
+        training (the unknown user's row is empty).
+      item_keys: raw item ids of the catalog, [N].
+      item_features: transformed item features of the catalog, name -> [N, ...].
+      popular_rows: catalog rows by descending training popularity, [>= K].
+      popular_scores: their popularity scores (share of training interactions).
+    """
+
+    user_keys: np.ndarray
+    user_features: Dict[str, np.ndarray]
+    seen_row_splits: np.ndarray
+    seen_values: np.ndarray
+    item_keys: np.ndarray
+    item_features: Dict[str, np.ndarray]
+    popular_rows: np.ndarray
+    popular_scores: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingOptions:
+    """How the two stages combine."""
+
+    top_k: int = 100
+    candidates_to_rank: int = 100
+    ranking_weight: float = 0.0  # final score = retrieval score + weight * predicted rating
+    context_timestamp: float = 1.0  # transformed timestamp used at serving time
+
+
+def _string_spec(name: str, shape=(None,)) -> tf.TensorSpec:
+    return tf.TensorSpec(shape, tf.string, name=name)
+
+
+class ServingModel(tf.Module):
+    """See the module docstring; build with `ServingModel(...)`, save with `save`."""
+
+    def __init__(
+        self,
+        query_tower: tf.keras.Model,
+        ranking_model: tf.keras.Model,
+        candidate_embeddings: np.ndarray,
+        tables: ServingTables,
+        transform_layer: tf.keras.layers.Layer,
+        options: ServingOptions,
+    ) -> None:
+        super().__init__(name="recommender")
+        n_items = len(tables.item_keys)
+        self._k = min(options.top_k, n_items)
+        self._n_candidates = max(self._k, min(options.candidates_to_rank, n_items))
+        self._ranking_weight = options.ranking_weight
+        self._timestamp = options.context_timestamp
+        self.query_tower = query_tower
+        self.ranking_model = ranking_model
+        self.transform_layer = transform_layer
+        self.candidate_embeddings = tf.Variable(
+            candidate_embeddings.astype(np.float32), trainable=False, name="candidate_embeddings"
+        )
+        self.item_keys = tf.constant(tables.item_keys.astype(object).astype(bytes))
+        self.item_features = {k: tf.constant(v) for k, v in tables.item_features.items()}
+        self.user_features = {k: tf.constant(v, tf.int64) for k, v in tables.user_features.items()}
+        self.seen = tf.RaggedTensor.from_row_splits(
+            tf.constant(tables.seen_values, tf.int64), tf.constant(tables.seen_row_splits, tf.int64)
+        )
+        self._unknown_row = len(tables.user_keys)
+        self.popular_rows = tf.constant(tables.popular_rows[: self._k], tf.int32)
+        self.popular_scores = tf.constant(tables.popular_scores[: self._k], tf.float32)
+        self.user_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(tables.user_keys.astype(object).astype(bytes)),
+                tf.range(len(tables.user_keys), dtype=tf.int64),
+            ),
+            default_value=-1,
+        )
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(self.item_keys, tf.range(n_items, dtype=tf.int64)),
+            default_value=-1,
+        )
+
+    # ---- building blocks ---------------------------------------------------------------
+    def _user_rows(self, user_id: tf.Tensor) -> tf.Tensor:
+        """Table rows of raw user ids; unknown users map to the last (unknown-user) row."""
+        rows = self.user_table.lookup(user_id)
+        return tf.where(rows >= 0, rows, tf.fill(tf.shape(rows), tf.constant(self._unknown_row, tf.int64)))
+
+    def _known_user_features(self, rows: tf.Tensor) -> Dict[str, tf.Tensor]:
+        feats = {k: tf.gather(v, rows) for k, v in self.user_features.items()}
+        feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(rows), tf.constant(self._timestamp, tf.float32))
+        return feats
+
+    def _seen_mask(self, rows: tf.Tensor) -> tf.Tensor:
+        """[B, N] boolean, True where the (known) user rated the catalog item in training."""
+        seen = tf.gather(self.seen, rows)
+        batch_index = tf.cast(seen.value_rowids(), tf.int64)
+        indices = tf.stack([batch_index, seen.flat_values], axis=1)
+        n_items = tf.shape(self.item_keys, out_type=tf.int64)[0]
+        shape = tf.stack([tf.shape(rows, out_type=tf.int64)[0], n_items])
+        return tf.scatter_nd(indices, tf.ones_like(batch_index, tf.int32), shape) > 0
+
+    def _rank_rows(self, user_feats: Dict[str, tf.Tensor], item_rows: tf.Tensor) -> tf.Tensor:
+        """Predicted ratings [B, C] of catalog rows `item_rows` [B, C] for each user."""
+        batch, width = tf.shape(item_rows)[0], tf.shape(item_rows)[1]
+        flat_rows = tf.reshape(item_rows, [-1])
+        inputs = {k: tf.repeat(v, width, axis=0) for k, v in user_feats.items()}
+        inputs.update({k: tf.gather(v, flat_rows) for k, v in self.item_features.items()})
+        names = self.ranking_model.input_names
+        ratings = self.ranking_model({n: inputs[n] for n in names}, training=False)
+        return tf.reshape(ratings, [batch, width])
+
+    def _two_stage(self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor):
+        names = self.query_tower.input_names
+        query = self.query_tower({n: user_feats[n] for n in names}, training=False)
+        scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
+        scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
+        retrieval_scores, rows = tf.math.top_k(scores, k=self._n_candidates)
+        if self._ranking_weight:
+            ratings = self._rank_rows(user_feats, rows)
+            combined = retrieval_scores + self._ranking_weight * ratings
+        else:
+            combined = retrieval_scores
+        final_scores, order = tf.math.top_k(combined, k=self._k)
+        final_rows = tf.gather(rows, order, batch_dims=1)
+        return final_rows, final_scores
+
+    def _with_fallback(self, known, final_rows, final_scores):
+        batch = tf.shape(known)[0]
+        popular_rows = tf.tile(tf.expand_dims(self.popular_rows, 0), [batch, 1])
+        popular_scores = tf.tile(tf.expand_dims(self.popular_scores, 0), [batch, 1])
+        known = tf.expand_dims(known, 1)
+        out_rows = tf.where(known, final_rows, popular_rows)
+        return {
+            F.SERVING_OUTPUT_ITEMS: tf.gather(self.item_keys, out_rows),
+            F.SERVING_OUTPUT_SCORES: tf.where(known, final_scores, popular_scores),
+        }
+
+    # ---- signatures --------------------------------------------------------------------
+    @tf.function(input_signature=[_string_spec(F.USER_ID)])
+    def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        rows = self._user_rows(user_id)
+        top_rows, scores = self._two_stage(self._known_user_features(rows), self._seen_mask(rows))
+        return self._with_fallback(rows != self._unknown_row, top_rows, scores)
+
+    @tf.function(input_signature=[_string_spec(F.USER_ID)])
+    def retrieve_unfiltered(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        rows = self._user_rows(user_id)
+        feats = self._known_user_features(rows)
+        names = self.query_tower.input_names
+        query = self.query_tower({n: feats[n] for n in names}, training=False)
+        scores, top = tf.math.top_k(
+            tf.matmul(query, self.candidate_embeddings, transpose_b=True), k=self._k
+        )
+        return self._with_fallback(rows != self._unknown_row, top, scores)
+
+    @tf.function(
+        input_signature=[
+            _string_spec(F.USER_ID),
+            tf.TensorSpec([None], tf.int64, name=F.USER_AGE),
+            _string_spec(F.USER_GENDER),
+            _string_spec(F.USER_OCCUPATION),
+        ]
+    )
+    def recommend_with_features(self, user_id, user_age, user_gender, user_occupation):
+        raw = {
+            F.USER_ID: tf.expand_dims(user_id, 1),
+            F.USER_AGE: tf.expand_dims(user_age, 1),
+            F.USER_GENDER: tf.expand_dims(user_gender, 1),
+            F.USER_OCCUPATION: tf.expand_dims(user_occupation, 1),
+        }
+        transformed = self.transform_layer(raw)
+        feats = {name: transformed[name] for name in F.USER_TRANSFORMED}
+        feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(user_id), tf.constant(self._timestamp, tf.float32))
+        rows_out, scores = self._two_stage(feats, self._seen_mask(self._user_rows(user_id)))
+        return self._with_fallback(tf.ones_like(user_id, tf.bool), rows_out, scores)
+
+    @tf.function(input_signature=[_string_spec(F.USER_ID), _string_spec(F.ITEM_ID, (None, None))])
+    def rank(self, user_id: tf.Tensor, item_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        item_rows = self.item_table.lookup(item_id)
+        known_item = item_rows >= 0
+        user_feats = self._known_user_features(self._user_rows(user_id))
+        ratings = self._rank_rows(user_feats, tf.maximum(item_rows, 0))
+        return {
+            F.SERVING_OUTPUT_SCORES: tf.where(known_item, ratings, tf.zeros_like(ratings)),
+            "known_items": known_item,
+        }
+
+    def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+        """Signature map for `tf.saved_model.save`."""
+        return {
+            F.SERVING_SIGNATURE: self.recommend.get_concrete_function(),
+            "retrieve_unfiltered": self.retrieve_unfiltered.get_concrete_function(),
+            "recommend_with_features": self.recommend_with_features.get_concrete_function(),
+            "rank": self.rank.get_concrete_function(),
+        }

@@ -1,0 +1,130 @@
+"""Functional Keras towers of the two-tower retrieval model and the DCN-v2 ranking model.
+
+Towers are plain functional `tf.keras.Model`s over transformed features (so TF-MOT can prune and
+quantize them); the `tfrs.Model` wrappers in `trainer.model` only add the losses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from trainer import features as F
+
+keras = tf.keras
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabularies:
+    """Input dimensions of every categorical transformed feature (vocabulary + OOV + pad)."""
+
+    users: int
+    items: int
+    genders: int
+    occupations: int
+    genres: int
+    title_tokens: int
+    age_buckets: int
+    year_buckets: int
+
+
+def _scalar_input(name: str, dtype=tf.int64) -> keras.Input:
+    return keras.Input(shape=(), name=name, dtype=dtype)
+
+
+def _embed(x, input_dim: int, dim: int, name: str):
+    return keras.layers.Embedding(input_dim, dim, name=f"{name}_embedding")(x)
+
+
+def _bag(x, input_dim: int, dim: int, name: str):
+    """Mean of the embeddings of a padded (0 = pad) token list."""
+    emb = keras.layers.Embedding(input_dim, dim, mask_zero=True, name=f"{name}_embedding")(x)
+    return keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")(emb)
+
+
+def _mlp(x, layers: Sequence[int], output_dim: int, prefix: str, normalize: bool):
+    for i, units in enumerate(layers):
+        x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
+    x = keras.layers.Dense(output_dim, name=f"{prefix}_output")(x)
+    if normalize:
+        x = keras.layers.UnitNormalization(name=f"{prefix}_l2")(x)
+    return x
+
+
+def user_inputs() -> Dict[str, keras.Input]:
+    """Keras inputs of the query side (user and context)."""
+    inputs = {name: _scalar_input(name) for name in F.USER_TRANSFORMED}
+    inputs[F.TIMESTAMP_XF] = _scalar_input(F.TIMESTAMP_XF, tf.float32)
+    return inputs
+
+
+def item_inputs() -> Dict[str, keras.Input]:
+    """Keras inputs of the candidate side."""
+    return {
+        F.ITEM_ID_XF: _scalar_input(F.ITEM_ID_XF),
+        F.ITEM_YEAR_XF: _scalar_input(F.ITEM_YEAR_XF),
+        F.ITEM_GENRES_XF: keras.Input(shape=(F.MAX_GENRES,), name=F.ITEM_GENRES_XF, dtype=tf.int64),
+        F.ITEM_TITLE_XF: keras.Input(
+            shape=(F.MAX_TITLE_TOKENS,), name=F.ITEM_TITLE_XF, dtype=tf.int64
+        ),
+    }
+
+
+def _user_features(inputs, vocab: Vocabularies, dim: int):
+    side = max(4, dim // 4)
+    return [
+        _embed(inputs[F.USER_ID_XF], vocab.users, dim, "user_id"),
+        _embed(inputs[F.USER_AGE_XF], vocab.age_buckets, side, "user_age"),
+        _embed(inputs[F.USER_GENDER_XF], vocab.genders, side, "user_gender"),
+        _embed(inputs[F.USER_OCCUPATION_XF], vocab.occupations, side, "user_occupation"),
+        keras.layers.Reshape((1,), name="timestamp_column")(inputs[F.TIMESTAMP_XF]),
+    ]
+
+
+def _item_features(inputs, vocab: Vocabularies, dim: int):
+    side = max(4, dim // 2)
+    return [
+        _embed(inputs[F.ITEM_ID_XF], vocab.items, dim, "item_id"),
+        _bag(inputs[F.ITEM_GENRES_XF], vocab.genres, side, "item_genres"),
+        _bag(inputs[F.ITEM_TITLE_XF], vocab.title_tokens, side, "item_title"),
+        _embed(inputs[F.ITEM_YEAR_XF], vocab.year_buckets, max(4, dim // 4), "item_year"),
+    ]
+
+
+def build_query_tower(vocab: Vocabularies, dim: int, layers: Sequence[int]) -> keras.Model:
+    """User + context features -> L2-normalised query embedding of size `dim`."""
+    inputs = user_inputs()
+    x = keras.layers.Concatenate(name="query_features")(_user_features(inputs, vocab, dim))
+    return keras.Model(inputs, _mlp(x, layers, dim, "query", True), name="query_tower")
+
+
+def build_candidate_tower(vocab: Vocabularies, dim: int, layers: Sequence[int]) -> keras.Model:
+    """Item features -> L2-normalised candidate embedding of size `dim`."""
+    inputs = item_inputs()
+    x = keras.layers.Concatenate(name="candidate_features")(_item_features(inputs, vocab, dim))
+    return keras.Model(inputs, _mlp(x, layers, dim, "candidate", True), name="candidate_tower")
+
+
+def build_ranking_model(
+    vocab: Vocabularies,
+    dim: int,
+    deep_layers: Sequence[int],
+    cross_layers: int,
+    low_rank=None,
+) -> keras.Model:
+    """DCN-v2 (stacked cross layers then a deep MLP) predicting the rating of (user, item)."""
+    inputs = {**user_inputs(), **item_inputs()}
+    x = keras.layers.Concatenate(name="ranking_features")(
+        _user_features(inputs, vocab, dim) + _item_features(inputs, vocab, dim)
+    )
+    x0 = x
+    for i in range(cross_layers):
+        x = tfrs.layers.dcn.Cross(projection_dim=low_rank, name=f"cross_{i}")(x0, x)
+    for i, units in enumerate(deep_layers):
+        x = keras.layers.Dense(units, activation="relu", name=f"ranking_dense_{i}")(x)
+    rating = keras.layers.Dense(1, name="rating")(x)
+    rating = keras.layers.Reshape((), name="rating_scalar")(rating)
+    return keras.Model(inputs, rating, name="ranking_model")
