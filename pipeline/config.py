@@ -48,6 +48,7 @@ class TrainerConfig:
     ranking_epochs: int = 5
     ranking_learning_rate: float = 0.01
     candidates_to_rank: int = 100
+    ranking_weight: float = 0.0  # final score = retrieval score + weight * predicted rating
     top_k: int = 100
     strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
     seed: int = 7
@@ -109,7 +110,7 @@ class PipelineConfig:
 
     def with_paths(self, output_dir: str) -> "PipelineConfig":
         """A copy whose every path lies under `output_dir`."""
-        root = pathlib.Path(output_dir)
+        root = pathlib.Path(output_dir).resolve()
         return dataclasses.replace(
             self,
             pipeline_root=str(root / "pipeline"),
@@ -117,6 +118,9 @@ class PipelineConfig:
             serving_model_dir=str(root / "serving_model"),
             metadata_path=str(root / "metadata.sqlite"),
         )
+
+
+_TUPLE_FIELDS = {"tower_layers", "ranking_layers", "cutoffs", "extra_args"}
 
 
 def _build(cls: Type[T], values: Mapping[str, Any], where: str) -> T:
@@ -130,13 +134,22 @@ def _build(cls: Type[T], values: Mapping[str, Any], where: str) -> T:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}.{key}: expected an object")
             kwargs[key] = _build(type(default), value, f"{where}.{key}")
-        elif isinstance(default, tuple):
-            if not isinstance(value, list):
+        elif isinstance(default, tuple) or (key in _TUPLE_FIELDS and value is not None):
+            if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{where}.{key}: expected a list")
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = value
     return cls(**kwargs)
+
+
+def from_dict(cls: Type[T], values: Mapping[str, Any], where: str = "config") -> T:
+    """Builds config dataclass `cls` from plain values (lists become tuples).
+
+    Raises:
+      ConfigError: a key is unknown or a nested value has the wrong kind.
+    """
+    return _build(cls, values, where)
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> PipelineConfig:

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from trainer import features as F
+from trainer import replica_negatives
 
 
 def _select(features: Dict[str, tf.Tensor], model: tf.keras.Model) -> Dict[str, tf.Tensor]:
@@ -20,6 +21,10 @@ class RetrievalModel(tfrs.Model):
     Options: a temperature on the logits, logQ correction (subtracting log of each candidate's
     sampling probability, so that popular items are not over-penalised as negatives), and removal
     of accidental hits (in-batch negatives that are the positive item itself).
+
+    Under a multi-replica strategy the candidates of every replica are gathered
+    (`trainer.replica_negatives`), so N replicas with global batch B optimise the loss of one
+    device with batch B; `cross_replica_negatives=False` keeps per-replica negatives.
     """
 
     def __init__(
@@ -29,6 +34,7 @@ class RetrievalModel(tfrs.Model):
         item_probabilities: Optional[tf.Tensor] = None,
         temperature: float = 1.0,
         remove_accidental_hits: bool = False,
+        cross_replica_negatives: bool = True,
     ) -> None:
         super().__init__()
         self.query_tower = query_tower
@@ -37,17 +43,29 @@ class RetrievalModel(tfrs.Model):
             None if item_probabilities is None else tf.constant(item_probabilities, tf.float32)
         )
         self._remove_accidental_hits = remove_accidental_hits
+        self._cross_replica_negatives = cross_replica_negatives
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits
         )
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        query = self.query_tower(_select(features, self.query_tower), training=training)
-        candidate = self.candidate_tower(_select(features, self.candidate_tower), training=training)
+        """Sum over the local queries of the softmax loss against all in-batch candidates.
+
+        Embeddings are cast to float32 so that the logits and the softmax stay in full precision
+        under a mixed-precision policy.
+        """
+        query = tf.cast(self.query_tower(_select(features, self.query_tower), training=training), tf.float32)
+        candidate = tf.cast(
+            self.candidate_tower(_select(features, self.candidate_tower), training=training), tf.float32
+        )
         item_ids = features[F.ITEM_ID_XF]
         probabilities = None
         if self._item_probabilities is not None:
             probabilities = tf.gather(self._item_probabilities, item_ids)
+        if self._cross_replica_negatives:
+            candidate, item_ids, probabilities = replica_negatives.gather_candidates(
+                candidate, [item_ids, probabilities]
+            )
         return self.task(
             query,
             candidate,

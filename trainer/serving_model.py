@@ -11,7 +11,9 @@ Serving binary run it:
   user described at request time (cold start: features but no history).
 * `rank(user_id, item_id)`: predicted ratings of a given candidate list (`known_items` says
   which ids are in the catalog; unknown ones score 0).
+* `retrieve(user_id)`: retrieval-only top-K (no re-ranking), seen items removed.
 * `retrieve_unfiltered(user_id)`: retrieval-only top-K with no seen-item removal (evaluation).
+* `lookup_items(item_id)`: catalog titles and genres of item ids (empty for unknown ids).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ServingTables:
         training (the unknown user's row is empty).
       item_keys: raw item ids of the catalog, [N].
       item_features: transformed item features of the catalog, name -> [N, ...].
+      item_titles / item_genres: raw catalog titles and genres, [N] (for display).
       popular_rows: catalog rows by descending training popularity, [>= K].
       popular_scores: their popularity scores (share of training interactions).
     """
@@ -47,6 +50,8 @@ class ServingTables:
     seen_values: np.ndarray
     item_keys: np.ndarray
     item_features: Dict[str, np.ndarray]
+    item_titles: np.ndarray
+    item_genres: np.ndarray
     popular_rows: np.ndarray
     popular_scores: np.ndarray
 
@@ -91,6 +96,8 @@ class ServingModel(tf.Module):
         )
         self.item_keys = tf.constant(tables.item_keys.astype(object).astype(bytes))
         self.item_features = {k: tf.constant(v) for k, v in tables.item_features.items()}
+        self.item_titles = tf.constant(tables.item_titles.astype(object).astype(bytes))
+        self.item_genres = tf.constant(tables.item_genres.astype(object).astype(bytes))
         self.user_features = {k: tf.constant(v, tf.int64) for k, v in tables.user_features.items()}
         self.seen = tf.RaggedTensor.from_row_splits(
             tf.constant(tables.seen_values, tf.int64), tf.constant(tables.seen_row_splits, tf.int64)
@@ -140,13 +147,13 @@ class ServingModel(tf.Module):
         ratings = self.ranking_model({n: inputs[n] for n in names}, training=False)
         return tf.reshape(ratings, [batch, width])
 
-    def _two_stage(self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor):
+    def _two_stage(self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor, rerank: bool = True):
         names = self.query_tower.input_names
         query = self.query_tower({n: user_feats[n] for n in names}, training=False)
         scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
         scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
         retrieval_scores, rows = tf.math.top_k(scores, k=self._n_candidates)
-        if self._ranking_weight:
+        if rerank and self._ranking_weight:
             ratings = self._rank_rows(user_feats, rows)
             combined = retrieval_scores + self._ranking_weight * ratings
         else:
@@ -171,6 +178,13 @@ class ServingModel(tf.Module):
     def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
         top_rows, scores = self._two_stage(self._known_user_features(rows), self._seen_mask(rows))
+        return self._with_fallback(rows != self._unknown_row, top_rows, scores)
+
+    @tf.function(input_signature=[_string_spec(F.USER_ID)])
+    def retrieve(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        rows = self._user_rows(user_id)
+        feats = self._known_user_features(rows)
+        top_rows, scores = self._two_stage(feats, self._seen_mask(rows), rerank=False)
         return self._with_fallback(rows != self._unknown_row, top_rows, scores)
 
     @tf.function(input_signature=[_string_spec(F.USER_ID)])
@@ -216,11 +230,24 @@ class ServingModel(tf.Module):
             "known_items": known_item,
         }
 
+    @tf.function(input_signature=[_string_spec(F.ITEM_ID)])
+    def lookup_items(self, item_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        rows = self.item_table.lookup(item_id)
+        known = rows >= 0
+        safe = tf.maximum(rows, 0)
+        empty = tf.fill(tf.shape(item_id), "")
+        return {
+            F.ITEM_TITLE: tf.where(known, tf.gather(self.item_titles, safe), empty),
+            F.ITEM_GENRES: tf.where(known, tf.gather(self.item_genres, safe), empty),
+        }
+
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         """Signature map for `tf.saved_model.save`."""
         return {
             F.SERVING_SIGNATURE: self.recommend.get_concrete_function(),
+            "retrieve": self.retrieve.get_concrete_function(),
             "retrieve_unfiltered": self.retrieve_unfiltered.get_concrete_function(),
             "recommend_with_features": self.recommend_with_features.get_concrete_function(),
             "rank": self.rank.get_concrete_function(),
+            "lookup_items": self.lookup_items.get_concrete_function(),
         }

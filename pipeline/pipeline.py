@@ -1,0 +1,144 @@
+"""`create_pipeline(cfg)`: the whole TFX DAG, read top to bottom, from a frozen config.
+
+interactions ─ ImportExampleGen ─ StatisticsGen ─ ExampleValidator (curated schema) ─ ValidationGate
+                     └─ Transform (after the gate) ─ Trainer ─ BuildServingModel ◄─ items ImportExampleGen
+                                                   └─ EvaluateModel (◄ latest blessed model)
+                                                          └─ Pusher (atomic, blessed only)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2, range_config_pb2
+
+from components.build_serving_model import BuildServingModel
+from components.evaluate_model import EvaluateModel
+from components.push_model import AtomicPusher
+from components.validation_gate import ValidationGate
+from pipeline import schema
+from pipeline.config import PipelineConfig
+from trainer import features as F
+from trainer.run import HPARAMS_KEY
+
+PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.run.run_fn"
+INTERACTIONS_DIR = "interactions"
+ITEMS_DIR = "items"
+CATALOG_SPLIT = "catalog"
+
+
+def interactions_input_config(split: str) -> example_gen_pb2.Input:
+    """Span-aware input patterns: the temporal split reads the importer's train/eval folders."""
+    if split == "time":
+        return example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=F.TRAIN_SPLIT, pattern="span-{SPAN}/train/*"),
+            example_gen_pb2.Input.Split(name=F.EVAL_SPLIT, pattern="span-{SPAN}/eval/*"),
+        ])
+    return example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="all", pattern="span-{SPAN}/*/*"),
+    ])
+
+
+def interactions_output_config(split: str) -> example_gen_pb2.Output:
+    """Random 80/20 hash split when asked for; the temporal split keeps the input splits."""
+    if split == "time":
+        return example_gen_pb2.Output()
+    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=F.TRAIN_SPLIT, hash_buckets=8),
+        example_gen_pb2.SplitConfig.Split(name=F.EVAL_SPLIT, hash_buckets=2),
+    ]))
+
+
+def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The recommender pipeline for `cfg`; reads no environment and touches no file."""
+    interactions = tfx.components.ImportExampleGen(
+        input_base=os.path.join(cfg.data_root, INTERACTIONS_DIR),
+        input_config=interactions_input_config(cfg.split),
+        output_config=interactions_output_config(cfg.split),
+        range_config=range_config_pb2.RangeConfig(
+            rolling_range=range_config_pb2.RollingRange(num_spans=cfg.span_window)
+        ),
+    ).with_id("interaction_example_gen")
+
+    items = tfx.components.ImportExampleGen(
+        input_base=os.path.join(cfg.data_root, ITEMS_DIR),
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=CATALOG_SPLIT, pattern="*.tfrecord.gz"),
+        ]),
+        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=CATALOG_SPLIT, hash_buckets=1),
+        ])),
+    ).with_id("item_example_gen")
+
+    statistics = tfx.components.StatisticsGen(examples=interactions.outputs["examples"])
+    curated_schema = tfx.components.ImportSchemaGen(schema_file=str(schema.SCHEMA_FILE))
+    validator = tfx.components.ExampleValidator(
+        statistics=statistics.outputs["statistics"], schema=curated_schema.outputs["schema"]
+    )
+    gate = ValidationGate(anomalies=validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=interactions.outputs["examples"],
+        schema=curated_schema.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN_SPLIT], transform=[F.TRAIN_SPLIT, F.EVAL_SPLIT]),
+    )
+    transform.add_upstream_node(gate)  # no transform, training or push on anomalous data
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=curated_schema.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
+        custom_config={HPARAMS_KEY: dataclasses.asdict(cfg.trainer)},
+    )
+    build = BuildServingModel(
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        transformed_examples=transform.outputs["transformed_examples"],
+        items=items.outputs["examples"],
+        model_name=cfg.pipeline_name,
+        top_k=cfg.trainer.top_k,
+        candidates_to_rank=cfg.trainer.candidates_to_rank,
+        ranking_weight=cfg.trainer.ranking_weight,
+    )
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluate = EvaluateModel(
+        serving_model=build.outputs["serving_model"],
+        examples=interactions.outputs["examples"],
+        items=items.outputs["examples"],
+        baseline_blessing=latest_blessed.outputs["model_blessing"],
+        cutoffs=",".join(str(k) for k in cfg.evaluation.cutoffs),
+        gate_metric=cfg.evaluation.gate_metric,
+        min_value=cfg.evaluation.min_value,
+        max_relative_drop=cfg.evaluation.max_relative_drop,
+        max_eval_users=cfg.evaluation.max_eval_users,
+    )
+    pusher = AtomicPusher(
+        model=build.outputs["serving_model"],
+        model_blessing=evaluate.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.serving_model_dir)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=cfg.pipeline_name,
+        pipeline_root=cfg.pipeline_root,
+        components=[
+            interactions, items, statistics, curated_schema, validator, gate, transform, trainer,
+            build, latest_blessed, evaluate, pusher,
+        ],
+        enable_cache=cfg.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            cfg.metadata_path
+        ),
+        beam_pipeline_args=list(cfg.beam.pipeline_args()),
+    )

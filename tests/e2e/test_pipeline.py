@@ -1,0 +1,140 @@
+"""The whole TFX pipeline on the default synthetic data, with LocalDagRunner and MLMD on SQLite."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from trainer import features as F
+
+pytestmark = pytest.mark.e2e
+
+EXPENSIVE_NODES = (
+    "interaction_example_gen", "item_example_gen", "StatisticsGen", "ExampleValidator",
+    "Transform", "Trainer", "BuildServingModel",
+)
+
+
+def node_states(metadata_path: str, pipeline_name: str):
+    """node id -> Counter of MLMD execution states."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(config)
+    states = {}
+    prefix = f"{pipeline_name}."
+    for context in store.get_contexts_by_type("node"):
+        if not context.name.startswith(prefix):
+            continue
+        node = context.name[len(prefix):]
+        counter = collections.Counter(
+            metadata_store_pb2.Execution.State.Name(e.last_known_state)
+            for e in store.get_executions_by_context(context.id)
+        )
+        states[node] = counter
+    return states
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    from pipeline import runner
+    from pipeline.config import PipelineConfig
+
+    cfg = PipelineConfig().with_paths(str(tmp_path_factory.mktemp("e2e") / "out"))
+    runner.prepare_data(cfg, None)
+    runner.run_pipeline(cfg)
+    return cfg, node_states(cfg.metadata_path, cfg.pipeline_name)
+
+
+def test_every_component_runs_once_and_a_version_is_pushed(first_run):
+    from pipeline.runner import latest_versions
+
+    cfg, states = first_run
+    expected = set(EXPENSIVE_NODES) | {"ImportSchemaGen", "ValidationGate", "EvaluateModel", "Pusher"}
+    assert expected <= set(states), f"missing nodes: {expected - set(states)}"
+    for node in expected:
+        assert states[node] == collections.Counter(COMPLETE=1), f"{node}: {states[node]}"
+    assert len(latest_versions(cfg.serving_model_dir)) == 1
+
+
+def test_pushed_model_answers_the_serving_contract(first_run):
+    import tensorflow as tf
+
+    from pipeline.recommend import resolve_version_dir
+
+    cfg, _ = first_run
+    loaded = tf.saved_model.load(resolve_version_dir(cfg.serving_model_dir))
+    fn = loaded.signatures[F.SERVING_SIGNATURE]
+    inputs = fn.structured_input_signature[1]
+    assert list(inputs) == [F.SERVING_INPUT_USER] and inputs[F.SERVING_INPUT_USER].dtype == tf.string
+    out = fn(**{F.SERVING_INPUT_USER: tf.constant(["1", "2", "no-such-user"])})
+    items, scores = out[F.SERVING_OUTPUT_ITEMS], out[F.SERVING_OUTPUT_SCORES]
+    assert items.dtype == tf.string and scores.dtype == tf.float32
+    assert items.shape == (3, cfg.trainer.top_k) and scores.shape == (3, cfg.trainer.top_k)
+    assert np.all(np.diff(scores.numpy(), axis=1) <= 1e-6)
+    warmup = os.path.join(resolve_version_dir(cfg.serving_model_dir), "assets.extra", "tf_serving_warmup_requests")
+    assert os.path.getsize(warmup) > 0
+
+
+def test_model_beats_popularity_and_is_blessed(first_run):
+    from pipeline.summary import latest_evaluation
+
+    cfg, _ = first_run
+    evaluation = latest_evaluation(cfg.pipeline_root)
+    results = evaluation["results"]
+    assert evaluation["blessing"]["blessed"], evaluation["blessing"]
+    assert results["two_stage"]["recall_at_20"] > 1.2 * results["popularity"]["recall_at_20"], results
+    for model in ("two_stage", "retrieval_only", "popularity", "ease"):
+        assert 0.0 <= results[model]["ndcg_at_10"] <= 1.0
+    assert results["two_stage"]["rmse"] < results["bias_model"]["rmse"] * 1.5
+    assert set(evaluation["slices"]) >= {"cold", "light", "heavy", "head", "tail"}
+    assert os.path.exists(os.path.join(evaluation["path"], "report.png"))
+
+
+def test_tensorboard_has_training_and_evaluation_scalars(first_run):
+    import tensorflow as tf
+
+    cfg, _ = first_run
+    tags = set()
+    for event_file in glob.glob(os.path.join(cfg.pipeline_root, "**", "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags.update(value.tag for value in event.summary.value)
+    assert "epoch_loss" in tags
+    assert "two_stage/recall_at_20" in tags and "popularity/recall_at_20" in tags
+
+
+def test_second_run_is_served_from_the_cache(first_run):
+    from pipeline import runner
+    from pipeline.runner import latest_versions
+
+    cfg, _ = first_run
+    runner.run_pipeline(cfg)
+    states = node_states(cfg.metadata_path, cfg.pipeline_name)
+    for node in EXPENSIVE_NODES:
+        assert states[node] == collections.Counter(COMPLETE=1, CACHED=1), f"{node}: {states[node]}"
+    # The same model is not published as a new version.
+    assert len(latest_versions(cfg.serving_model_dir)) == 1
+
+
+def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run):
+    from pipeline import runner
+    from pipeline.runner import latest_versions
+    from pipeline.summary import latest_evaluation
+
+    cfg, _ = first_run
+    broken = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, epochs=0, ranking_epochs=0))
+    runner.run_pipeline(broken)
+    evaluation = latest_evaluation(cfg.pipeline_root)
+    assert not evaluation["blessing"]["blessed"]
+    assert "recall_at_20" in evaluation["blessing"]["reason"]
+    assert len(latest_versions(cfg.serving_model_dir)) == 1
+    with open(os.path.join(evaluation["path"], "metrics.json")) as handle:
+        assert json.load(handle)["blessing"]["blessed"] is False

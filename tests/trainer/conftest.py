@@ -1,0 +1,52 @@
+"""Fixtures: tiny data run through the real preprocessing_fn under tf.Transform's Beam impl."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import pytest
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformedTiny:
+    transform_dir: str
+    train_pattern: str
+    rows: list
+    catalog: list
+
+
+def _write_transformed(rows, path: pathlib.Path, tft_output) -> None:
+    import tensorflow as tf
+    from tensorflow_transform.coders import example_proto_coder
+
+    coder = example_proto_coder.ExampleProtoCoder(tft_output.transformed_metadata.schema)
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for row in rows:
+            writer.write(coder.encode(row))
+
+
+@pytest.fixture(scope="session")
+def transformed_tiny(tmp_path_factory) -> TransformedTiny:
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import schema_utils
+
+    from pipeline import schema as schema_module
+    from tests.trainer import tiny_data
+    from trainer import preprocessing
+
+    root = tmp_path_factory.mktemp("tiny_transform")
+    rows = tiny_data.interactions()
+    spec = schema_utils.schema_as_feature_spec(schema_module.build_schema()).feature_spec
+    instances = [{k: [v] for k, v in row.items()} for row in rows]
+    with tft_beam.Context(temp_dir=str(root / "tmp"), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = (
+            instances, tft.DatasetMetadata.from_feature_spec(spec)
+        ) | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform"))
+    tft_output = tft.TFTransformOutput(str(root / "transform"))
+    train_file = root / "train.tfrecord.gz"
+    _write_transformed(transformed, train_file, tft_output)
+    return TransformedTiny(str(root / "transform"), str(train_file), rows, tiny_data.catalog())

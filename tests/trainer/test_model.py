@@ -1,0 +1,116 @@
+"""Training, the two-stage serving model and its export, on the tiny two-group problem."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from trainer import features as F
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def trained(transformed_tiny):
+    import tensorflow_transform as tft
+
+    from pipeline.config import TrainerConfig
+    from trainer import inputs, train
+
+    cfg = TrainerConfig(embedding_dim=16, tower_layers=(), epochs=30, batch_size=64,
+                        learning_rate=0.2, ranking_epochs=30, top_k=K, seed=3)
+    tft_output = tft.TFTransformOutput(transformed_tiny.transform_dir)
+    vocab = inputs.vocabularies(tft_output)
+    data = inputs.transformed_dataset(transformed_tiny.train_pattern, tft_output, cfg.batch_size, shuffle=True)
+    probabilities = inputs.item_probabilities(data, vocab.items)
+    models = train.train(data, None, vocab, cfg, item_probabilities=probabilities)
+    return tft_output, data, models
+
+
+@pytest.fixture(scope="module")
+def serving(trained, transformed_tiny):
+    from trainer import inputs, serving_model, tables
+
+    tft_output, data, models = trained
+    catalog = {name: np.array([row[name] for row in transformed_tiny.catalog]) for name in F.CATALOG_FEATURES}
+    catalog[F.ITEM_ID] = catalog[F.ITEM_ID].astype(bytes)
+    for name in (F.ITEM_TITLE, F.ITEM_GENRES):
+        catalog[name] = catalog[name].astype(bytes)
+    item_features = tables.transform_catalog(catalog, tft_output)
+    embeddings = tables.embed_catalog(models.candidate_tower, item_features)
+    names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
+    table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
+    module = serving_model.ServingModel(
+        models.query_tower, models.ranking_model, embeddings, table,
+        tft_output.transform_features_layer(), serving_model.ServingOptions(top_k=K, candidates_to_rank=10, ranking_weight=0.1),
+    )
+    return module, table
+
+
+def _seen(rows, user):
+    return {r[F.ITEM_ID] for r in rows if r[F.USER_ID] == user}
+
+
+def test_both_losses_fall(trained):
+    _, _, models = trained
+    retrieval, ranking = models.retrieval_history["loss"], models.ranking_history["loss"]
+    assert retrieval[-1] < 0.8 * retrieval[0]
+    assert ranking[-1] < 0.5 * ranking[0]
+
+
+def test_recommends_unseen_items_of_the_users_group(serving, transformed_tiny):
+    module, _ = serving
+    users = ["ua0", "ua5", "ub1", "ub7"]
+    out = module.recommend(np.array(users, dtype=object))
+    items = out[F.SERVING_OUTPUT_ITEMS].numpy().astype(str)
+    scores = out[F.SERVING_OUTPUT_SCORES].numpy()
+    assert items.shape == (4, K) and scores.shape == (4, K)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6), "scores must be best first"
+    for user, recs in zip(users, items):
+        assert not (set(recs) & _seen(transformed_tiny.rows, user)), f"{user} got an item already rated"
+        # Each user has 3-4 unseen items of their own group; they must lead the list.
+        own = [item for item in recs[:3] if item[0] == user[1]]
+        assert len(own) == 3, f"{user}: {recs}"
+
+
+def test_unknown_user_gets_popular_items(serving):
+    module, table = serving
+    out = module.recommend(np.array(["nobody"], dtype=object))
+    expected = table.item_keys[table.popular_rows[:K]].astype(str)
+    assert list(out[F.SERVING_OUTPUT_ITEMS].numpy()[0].astype(str)) == list(expected)
+
+
+def test_export_load_gives_identical_top_k(serving, tmp_path):
+    import tensorflow as tf
+
+    from trainer import export
+
+    module, _ = serving
+    path = export.export_serving(module, str(tmp_path / "1"))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+    loaded = tf.saved_model.load(path)
+    fn = loaded.signatures[F.SERVING_SIGNATURE]
+    assert fn.structured_input_signature[1][F.USER_ID].dtype == tf.string
+    users = tf.constant(["ua1", "ub2", "stranger"])
+    a, b = module.recommend(users), fn(user_id=users)
+    np.testing.assert_array_equal(a[F.SERVING_OUTPUT_ITEMS].numpy(), b[F.SERVING_OUTPUT_ITEMS].numpy())
+    np.testing.assert_allclose(a[F.SERVING_OUTPUT_SCORES].numpy(), b[F.SERVING_OUTPUT_SCORES].numpy(), rtol=1e-5)
+    with pytest.raises(FileExistsError):
+        export.export_serving(module, path)
+
+
+def test_cold_start_user_and_item_signatures(serving):
+    import tensorflow as tf
+
+    module, _ = serving
+    out = module.recommend_with_features(
+        user_id=tf.constant(["new-user"]), user_age=tf.constant([30], tf.int64),
+        user_gender=tf.constant(["F"]), user_occupation=tf.constant(["writer"]),
+    )
+    items = out[F.SERVING_OUTPUT_ITEMS].numpy()[0].astype(str)
+    assert len(items) == K and len(set(items)) == K
+    ranked = module.rank(user_id=tf.constant(["ua0"]), item_id=tf.constant([["a1", "b1", "no-such-item"]]))
+    assert ranked["known_items"].numpy().tolist() == [[True, True, False]]
+    assert np.all(np.isfinite(ranked[F.SERVING_OUTPUT_SCORES].numpy()))

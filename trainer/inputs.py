@@ -1,0 +1,93 @@
+"""Input pipelines over transformed examples and the sizes the towers need."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import features as F
+from trainer import preprocessing
+from trainer.towers import Vocabularies
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def vocabularies(tf_transform_output: tft.TFTransformOutput) -> Vocabularies:
+    """Embedding input sizes: vocabulary + OOV buckets (+1 pad slot for token lists)."""
+
+    def size(name: str) -> int:
+        return tf_transform_output.vocabulary_size_by_name(name) + F.OOV_BUCKETS
+
+    buckets = preprocessing.bucket_counts()
+    return Vocabularies(
+        users=size(F.USER_ID_VOCAB),
+        items=size(F.ITEM_ID_VOCAB),
+        genders=size(F.GENDER_VOCAB),
+        occupations=size(F.OCCUPATION_VOCAB),
+        genres=size(F.GENRE_VOCAB) + 1,
+        title_tokens=size(F.TITLE_TOKEN_VOCAB) + 1,
+        age_buckets=buckets[F.USER_AGE_XF],
+        year_buckets=buckets[F.ITEM_YEAR_XF],
+    )
+
+
+def _expand(patterns: Union[str, Sequence[str]]) -> List[str]:
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    files: List[str] = []
+    for pattern in patterns:
+        files.extend(sorted(tf.io.gfile.glob(pattern)))
+    if not files:
+        raise FileNotFoundError(f"no transformed examples match {patterns}")
+    return files
+
+
+def transformed_dataset(
+    file_patterns: Union[str, Sequence[str]],
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Batches of transformed features from gzipped TFRecord files.
+
+    Parallel interleaved reads, a vectorised parse per batch, an in-memory cache of the parsed
+    batches (the transformed data of one span fits in memory at these sizes) and prefetching.
+    """
+    files = _expand(file_patterns)
+    spec = tf_transform_output.transformed_feature_spec()
+    records = tf.data.Dataset.from_tensor_slices(files).interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    if cache:
+        records = records.cache()
+    if shuffle:
+        records = records.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
+    batches = records.batch(batch_size).map(
+        lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=AUTOTUNE
+    )
+    return batches.prefetch(AUTOTUNE)
+
+
+def iterate_numpy(dataset: tf.data.Dataset, names: Sequence[str]) -> Iterator[Dict[str, np.ndarray]]:
+    """The batches of `dataset` as numpy arrays restricted to `names`."""
+    for batch in dataset:
+        yield {name: batch[name].numpy() for name in names}
+
+
+def item_probabilities(dataset: tf.data.Dataset, num_items: int) -> np.ndarray:
+    """Share of training interactions of each item index (the in-batch sampling probability)."""
+    counts = np.zeros(num_items, np.float64)
+    for batch in iterate_numpy(dataset, [F.ITEM_ID_XF]):
+        counts += np.bincount(batch[F.ITEM_ID_XF], minlength=num_items)[:num_items]
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("no training interactions: cannot estimate item probabilities")
+    # Items never seen in training keep a small floor so that log(p) stays finite.
+    return np.maximum(counts / total, 1.0 / (10.0 * total)).astype(np.float32)

@@ -1,0 +1,127 @@
+"""Tables the serving model embeds: known users' features, seen items, popularity, catalog.
+
+Computed with numpy from the transformed training examples and the raw item catalog; the
+catalog's features go through the same tf.Transform graph as the training data.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import features as F
+from trainer.serving_model import ServingTables
+
+_USER_COLUMNS = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
+
+
+def read_catalog(file_patterns: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Raw catalog features (`F.CATALOG_FEATURES`) from gzipped TFRecord item examples."""
+    files = [f for pattern in file_patterns for f in sorted(tf.io.gfile.glob(pattern))]
+    if not files:
+        raise FileNotFoundError(f"no item catalog examples match {list(file_patterns)}")
+    kinds = F.feature_kinds()
+    dtypes = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
+    spec = {name: tf.io.FixedLenFeature([], dtypes[kinds[name]]) for name in F.CATALOG_FEATURES}
+    columns: Dict[str, list] = {name: [] for name in F.CATALOG_FEATURES}
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
+    for batch in dataset.map(lambda s: tf.io.parse_example(s, spec)):
+        for name in F.CATALOG_FEATURES:
+            columns[name].append(batch[name].numpy())
+    return {name: np.concatenate(parts) for name, parts in columns.items()}
+
+
+def transform_catalog(
+    catalog: Dict[str, np.ndarray], tf_transform_output: tft.TFTransformOutput, batch_size: int = 4096
+) -> Dict[str, np.ndarray]:
+    """Transformed item features ([N, ...] per `F.ITEM_TRANSFORMED`) of raw catalog columns."""
+    layer = tf_transform_output.transform_features_layer()
+    n = len(catalog[F.ITEM_ID])
+    parts: Dict[str, list] = {name: [] for name in F.ITEM_TRANSFORMED}
+    for start in range(0, n, batch_size):
+        raw = {name: tf.constant(col[start:start + batch_size])[:, None] for name, col in catalog.items()}
+        out = layer(raw)
+        for name in F.ITEM_TRANSFORMED:
+            parts[name].append(out[name].numpy())
+    return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def embed_catalog(candidate_tower: tf.keras.Model, item_features: Dict[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:
+    """Candidate embeddings [N, D] of the transformed catalog."""
+    n = len(next(iter(item_features.values())))
+    out = []
+    for start in range(0, n, batch_size):
+        batch = {k: v[start:start + batch_size] for k, v in item_features.items()}
+        out.append(candidate_tower({k: batch[k] for k in candidate_tower.input_names}).numpy())
+    return np.concatenate(out)
+
+
+def _concat(batches: Iterable[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    parts: Dict[str, list] = {name: [] for name in _USER_COLUMNS}
+    for batch in batches:
+        for name in _USER_COLUMNS:
+            parts[name].append(batch[name])
+    if not parts[F.ITEM_ID_XF]:
+        raise ValueError("no training interactions to build the user tables from")
+    return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def build_tables(
+    train_batches: Iterable[Dict[str, np.ndarray]],
+    tf_transform_output: tft.TFTransformOutput,
+    catalog: Dict[str, np.ndarray],
+    catalog_features: Dict[str, np.ndarray],
+) -> ServingTables:
+    """Per-user and per-item tables from transformed training batches and the catalog.
+
+    A user's side features are those of their newest training interaction; the unknown-user
+    row (last) carries the out-of-vocabulary index of every user feature.
+    """
+    data = _concat(train_batches)
+    user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
+    item_vocab = tf_transform_output.vocabulary_by_name(F.ITEM_ID_VOCAB)
+    catalog_keys = catalog[F.ITEM_ID]
+    row_of_key = {key: row for row, key in enumerate(catalog_keys)}
+    # Transformed item index -> catalog row (-1 for the OOV bucket or unknown items).
+    item_rows = np.array([row_of_key.get(key, -1) for key in item_vocab] + [-1] * F.OOV_BUCKETS)
+    rows = item_rows[data[F.ITEM_ID_XF]]
+    users = data[F.USER_ID_XF]
+    known = (users < len(user_vocab)) & (rows >= 0)
+    users, rows = users[known], rows[known]
+    n_users = len(user_vocab)
+
+    newest = np.lexsort((data[F.TIMESTAMP_XF][known], users))
+    last_of_user = newest[np.r_[np.flatnonzero(np.diff(users[newest])), len(newest) - 1]]
+    user_features = {}
+    oov = {
+        F.USER_ID_XF: n_users,
+        F.USER_AGE_XF: 0,
+        F.USER_GENDER_XF: tf_transform_output.vocabulary_size_by_name(F.GENDER_VOCAB),
+        F.USER_OCCUPATION_XF: tf_transform_output.vocabulary_size_by_name(F.OCCUPATION_VOCAB),
+    }
+    for name in F.USER_TRANSFORMED:
+        column = np.full(n_users + 1, oov[name], np.int64)
+        column[users[last_of_user]] = data[name][known][last_of_user]
+        user_features[name] = column
+    user_features[F.USER_ID_XF][:n_users] = np.arange(n_users)
+
+    pairs = np.unique(np.stack([users, rows], axis=1), axis=0)
+    row_splits = np.searchsorted(pairs[:, 0], np.arange(n_users + 2)).astype(np.int64)
+    counts = np.bincount(rows, minlength=len(catalog_keys)).astype(np.float64)
+    popular = np.argsort(-counts, kind="stable")
+    return ServingTables(
+        user_keys=user_vocab.astype(bytes),
+        user_features=user_features,
+        seen_row_splits=row_splits,
+        seen_values=pairs[:, 1].astype(np.int64),
+        item_keys=catalog_keys.astype(bytes),
+        item_features=catalog_features,
+        item_titles=np.asarray(catalog[F.ITEM_TITLE]).astype(bytes),
+        item_genres=np.asarray(catalog[F.ITEM_GENRES]).astype(bytes),
+        popular_rows=popular.astype(np.int32),
+        popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
+    )
+

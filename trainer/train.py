@@ -1,0 +1,110 @@
+"""Training loops of the retrieval and ranking models (no I/O beyond the datasets given)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline.config import TrainerConfig
+from trainer import model as models
+from trainer import towers
+from trainer.towers import Vocabularies
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModels:
+    """The functional networks that the serving model and the compressor use."""
+
+    query_tower: tf.keras.Model
+    candidate_tower: tf.keras.Model
+    ranking_model: tf.keras.Model
+    retrieval_history: dict
+    ranking_history: dict
+
+
+def build_retrieval(
+    vocab: Vocabularies, cfg: TrainerConfig, item_probabilities: Optional[np.ndarray]
+) -> models.RetrievalModel:
+    """A compiled two-tower retrieval model (build it inside the strategy's scope)."""
+    query = towers.build_query_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
+    candidate = towers.build_candidate_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
+    model = models.RetrievalModel(
+        query,
+        candidate,
+        item_probabilities=item_probabilities if cfg.logq_correction else None,
+        temperature=cfg.temperature,
+        remove_accidental_hits=cfg.remove_accidental_hits,
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(cfg.learning_rate))
+    return model
+
+
+def build_ranking(vocab: Vocabularies, cfg: TrainerConfig) -> models.RankingModel:
+    """A compiled DCN-v2 rating model (build it inside the strategy's scope)."""
+    network = towers.build_ranking_model(
+        vocab, cfg.embedding_dim, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank
+    )
+    model = models.RankingModel(network)
+    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.ranking_learning_rate))
+    return model
+
+
+def train(
+    train_data: tf.data.Dataset,
+    eval_data: Optional[tf.data.Dataset],
+    vocab: Vocabularies,
+    cfg: TrainerConfig,
+    item_probabilities: Optional[np.ndarray] = None,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    callbacks: Optional[Callable[[str], List[tf.keras.callbacks.Callback]]] = None,
+    steps_per_epoch: Optional[int] = None,
+) -> TrainedModels:
+    """Fits the retrieval model, then the ranking model, and returns their networks.
+
+    Args:
+      train_data / eval_data: batches of transformed features (eval may be None).
+      vocab: embedding input sizes.
+      cfg: hyperparameters.
+      item_probabilities: per-item sampling probability for logQ correction.
+      strategy: tf.distribute strategy (default strategy when None).
+      callbacks: makes the Keras callbacks (TensorBoard, progress) of one fit, given its name
+        ('retrieval' or 'ranking').
+      steps_per_epoch: limits each epoch (None: one pass over `train_data`).
+    """
+    tf.keras.utils.set_random_seed(cfg.seed)
+    strategy = strategy or tf.distribute.get_strategy()
+    make_callbacks = callbacks or (lambda stage: [])
+    with strategy.scope():
+        retrieval = build_retrieval(vocab, cfg, item_probabilities)
+        ranking = build_ranking(vocab, cfg)
+    retrieval_fit = retrieval.fit(
+        train_data,
+        validation_data=eval_data,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=make_callbacks("retrieval"),
+        verbose=2,
+    )
+    ranking_fit = ranking.fit(
+        train_data,
+        validation_data=eval_data,
+        epochs=cfg.ranking_epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=make_callbacks("ranking"),
+        verbose=2,
+    )
+    return TrainedModels(
+        query_tower=retrieval.query_tower,
+        candidate_tower=retrieval.candidate_tower,
+        ranking_model=ranking.network,
+        retrieval_history=retrieval_fit.history,
+        ranking_history=ranking_fit.history,
+    )
+
+
+def final_losses(trained: TrainedModels) -> Tuple[float, float]:
+    """Last training loss of the retrieval and the ranking fit."""
+    return trained.retrieval_history["loss"][-1], trained.ranking_history["loss"][-1]
