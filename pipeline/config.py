@@ -52,6 +52,13 @@ class TrainerConfig:
     top_k: int = 100
     strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
     seed: int = 7
+    # Hardware acceleration (trainer.distribution validates and logs these).
+    tpu_address: str = ""  # TPU name or grpc://host:port; 'auto' then picks TPUStrategy
+    mixed_precision: str = "none"  # none | auto (float16 on GPU, bfloat16 on TPU/CPU) | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False  # XLA-compile the train step
+    steps_per_execution: int = 1  # train steps fused into one compiled call
+    lr_scaling: str = "none"  # none | linear | sqrt: learning rates x (batch_size / lr_base_batch_size)^p
+    lr_base_batch_size: int = 512  # the batch size the learning rates were tuned at
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,18 @@ class BeamConfig:
     direct_num_workers: int = 1
     direct_running_mode: str = "in_memory"  # in_memory | multi_threading | multi_processing
     extra_args: Tuple[str, ...] = ()
+    # Production runners (kubeflow.beam_args.runner_args turns these into flags).
+    project: str = ""  # DataflowRunner: GCP project
+    region: str = ""  # DataflowRunner: region, e.g. europe-west1
+    temp_location: str = ""  # DataflowRunner: gs:// scratch path
+    max_num_workers: int = 0  # DataflowRunner autoscaling ceiling (0: service default)
+    machine_type: str = ""  # DataflowRunner worker machine type
+    flink_master: str = ""  # FlinkRunner: host:port of the Flink JobManager
+    spark_master_url: str = ""  # SparkRunner: spark://host:port
+    parallelism: int = 0  # FlinkRunner parallelism (0: cluster default)
+    environment_type: str = ""  # portable runners: DOCKER | EXTERNAL | PROCESS | LOOPBACK
+    environment_config: str = ""  # portable runners: worker pool address (EXTERNAL) or command
+    sdk_container_image: str = ""  # worker image (Dataflow / DOCKER environments): the pipeline image
 
     def pipeline_args(self) -> Tuple[str, ...]:
         """Arguments handed to `tfx.dsl.Pipeline(beam_pipeline_args=...)`."""

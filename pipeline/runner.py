@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import pathlib
 import time
 from typing import Dict, List, Optional
 
 from pipeline.config import PipelineConfig
+from pipeline.progress import StageProgress
 
 SOURCE_STAMP = "source.json"
 
@@ -56,29 +56,6 @@ def prepare_data(cfg: PipelineConfig, data: Optional[str]) -> Dict[str, object]:
     return json.loads(report_file.read_text())
 
 
-class _StageProgress(logging.Handler):
-    """Prints one line when each TFX component starts and finishes, with its duration."""
-
-    def __init__(self, total: int) -> None:
-        super().__init__(logging.INFO)
-        self._total = total
-        self._done = 0
-        self._started: Dict[str, float] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if not message.startswith("Component ") or not (message.endswith(" is running.") or message.endswith(" is finished.")):
-            return
-        node = message.split(" ")[1]
-        if message.endswith("running."):
-            self._started[node] = time.time()
-            print(f"[pipeline {self._done + 1:2d}/{self._total}] {node} ...", flush=True)
-        else:
-            self._done += 1
-            took = time.time() - self._started.get(node, time.time())
-            print(f"[pipeline {self._done:2d}/{self._total}] {node} done in {took:.1f}s", flush=True)
-
-
 def run_pipeline(cfg: PipelineConfig) -> float:
     """Runs `create_pipeline(cfg)` with TFX's LocalDagRunner; returns the wall time in seconds."""
     from tfx import v1 as tfx
@@ -86,18 +63,10 @@ def run_pipeline(cfg: PipelineConfig) -> float:
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(cfg)
-    handler = _StageProgress(len(pipeline.components))
-    # TFX logs component starts and ends through absl's logger at INFO; only those lines print.
-    absl_logger = logging.getLogger("absl")
-    previous_level = absl_logger.level
-    absl_logger.addHandler(handler)
-    absl_logger.setLevel(logging.INFO)
+    os.makedirs(os.path.dirname(os.path.abspath(cfg.metadata_path)), exist_ok=True)
     start = time.time()
-    try:
+    with StageProgress(cfg.metadata_path, cfg.pipeline_name, len(pipeline.components)):
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    finally:
-        absl_logger.removeHandler(handler)
-        absl_logger.setLevel(previous_level)
     return time.time() - start
 
 

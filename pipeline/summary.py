@@ -29,11 +29,13 @@ def latest_evaluation(pipeline_root: str) -> Optional[Dict[str, object]]:
 
 def evaluation_table(results: Dict[str, Dict[str, float]]) -> str:
     """Models as rows, the headline metrics as columns."""
-    header = f"{'model':<16}" + "".join(f"{m:>14}" for m in SUMMARY_METRICS)
+    widths = [max(8, len(m)) + 2 for m in SUMMARY_METRICS]
+    header = f"{'model':<16}" + "".join(f"{m:>{w}}" for m, w in zip(SUMMARY_METRICS, widths))
     lines = [header]
     for model, values in results.items():
         cells = "".join(
-            f"{values[m]:>14.4f}" if values.get(m) is not None else f"{'-':>14}" for m in SUMMARY_METRICS
+            f"{values[m]:>{w}.4f}" if values.get(m) is not None else f"{'-':>{w}}"
+            for m, w in zip(SUMMARY_METRICS, widths)
         )
         lines.append(f"{model:<16}{cells}")
     return "\n".join(lines)
