@@ -15,6 +15,7 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
+from trainer import layers  # noqa: F401 - registers the custom layers for load_model
 from trainer.serving_model import ServingModel
 
 QUERY_TOWER = "query_tower"

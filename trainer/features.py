@@ -85,6 +85,10 @@ ITEM_YEAR_XF = transformed_name(ITEM_YEAR)             # int64 [B] quantile buck
 TIMESTAMP_XF = transformed_name(TIMESTAMP)             # float32 [B] scaled to [0, 1]
 RATING_XF = transformed_name(RATING)                   # float32 [B] raw rating (label)
 
+# Derived by the trainer from the transformed interactions (trainer/history.py), not by Transform.
+USER_HISTORY = "user_history_xf"  # int64 [B, HISTORY_LENGTH], item index + 1, newest first, 0 = pad
+HISTORY_LENGTH = 20
+
 USER_TRANSFORMED = (USER_ID_XF, USER_AGE_XF, USER_GENDER_XF, USER_OCCUPATION_XF)
 ITEM_TRANSFORMED = (ITEM_ID_XF, ITEM_GENRES_XF, ITEM_TITLE_XF, ITEM_YEAR_XF)
 CONTEXT_TRANSFORMED = (TIMESTAMP_XF,)

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer import features as F
-from trainer import preprocessing
+from trainer import history, preprocessing
 from trainer.towers import Vocabularies
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -91,3 +91,38 @@ def item_probabilities(dataset: tf.data.Dataset, num_items: int) -> np.ndarray:
         raise ValueError("no training interactions: cannot estimate item probabilities")
     # Items never seen in training keep a small floor so that log(p) stays finite.
     return np.maximum(counts / total, 1.0 / (10.0 * total)).astype(np.float32)
+
+
+def load_arrays(
+    file_patterns: Union[str, Sequence[str]], tf_transform_output: tft.TFTransformOutput
+) -> Dict[str, np.ndarray]:
+    """Every transformed feature of the given files as one numpy array per feature."""
+    parts: Dict[str, List[np.ndarray]] = {}
+    dataset = transformed_dataset(file_patterns, tf_transform_output, batch_size=16384, cache=False)
+    for batch in dataset:
+        for name, value in batch.items():
+            parts.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def add_histories(train: Dict[str, np.ndarray], eval_: Dict[str, np.ndarray], num_users: int) -> None:
+    """Adds `F.USER_HISTORY` to both splits, in place.
+
+    Training examples see the user's earlier training items; evaluation examples see the user's
+    latest training items (what the serving model knows).
+    """
+    train[F.USER_HISTORY] = history.example_histories(
+        train[F.USER_ID_XF], train[F.ITEM_ID_XF], train[F.TIMESTAMP_XF]
+    )
+    latest = history.latest_histories(
+        train[F.USER_ID_XF], train[F.ITEM_ID_XF], train[F.TIMESTAMP_XF], num_users
+    )
+    eval_[F.USER_HISTORY] = latest[np.minimum(eval_[F.USER_ID_XF], num_users)]
+
+
+def array_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of in-memory feature arrays (shuffled each epoch when asked), prefetched."""
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
+    if shuffle:
+        dataset = dataset.shuffle(min(len(next(iter(arrays.values()))), 200_000), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)

@@ -12,7 +12,15 @@ from trainer import replica_negatives
 
 
 def _select(features: Dict[str, tf.Tensor], model: tf.keras.Model) -> Dict[str, tf.Tensor]:
-    return {name: features[name] for name in model.input_names}
+    """The inputs of `model` from a feature batch; a missing history input means no history."""
+    selected = {}
+    for name in model.input_names:
+        if name == F.USER_HISTORY and name not in features:
+            batch = tf.shape(features[F.USER_ID_XF])[0]
+            selected[name] = tf.zeros([batch, F.HISTORY_LENGTH], tf.int64)
+        else:
+            selected[name] = features[name]
+    return selected
 
 
 class RetrievalModel(tfrs.Model):

@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 
 from pipeline.config import TrainerConfig, from_dict
 from trainer import distribution, export, inputs, train
+from trainer import features as F
 
 HPARAMS_KEY = "trainer"
 
@@ -20,8 +21,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     cfg = from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer")
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     vocab = inputs.vocabularies(tft_output)
-    train_data = inputs.transformed_dataset(fn_args.train_files, tft_output, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    eval_data = inputs.transformed_dataset(fn_args.eval_files, tft_output, cfg.batch_size)
+    train_arrays = inputs.load_arrays(fn_args.train_files, tft_output)
+    eval_arrays = inputs.load_arrays(fn_args.eval_files, tft_output)
+    inputs.add_histories(train_arrays, eval_arrays, num_users=vocab.users - F.OOV_BUCKETS)
+    train_data = inputs.array_dataset(train_arrays, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    eval_data = inputs.array_dataset(eval_arrays, cfg.batch_size)
     probabilities = inputs.item_probabilities(train_data, vocab.items)
     logging.info("training on %d users x %d items (vocabulary sizes incl. OOV)", vocab.users, vocab.items)
 

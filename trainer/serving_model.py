@@ -33,8 +33,9 @@ class ServingTables:
 
     Attributes:
       user_keys: raw user ids known at training time, [U].
-      user_features: transformed user features, name -> [U + 1] int64 (`F.USER_TRANSFORMED`);
-        the last row describes an unknown user (out-of-vocabulary id, unknown side features).
+      user_features: transformed user features, name -> [U + 1] int64 (`F.USER_TRANSFORMED`),
+        and `F.USER_HISTORY` -> [U + 1, HISTORY_LENGTH]; the last row describes an unknown user
+        (out-of-vocabulary id, unknown side features, empty history).
       seen_row_splits / seen_values: ragged [U + 1, None] catalog rows each user rated in
         training (the unknown user's row is empty).
       item_keys: raw item ids of the catalog, [N].
@@ -215,6 +216,7 @@ class ServingModel(tf.Module):
         }
         transformed = self.transform_layer(raw)
         feats = {name: transformed[name] for name in F.USER_TRANSFORMED}
+        feats[F.USER_HISTORY] = tf.gather(self.user_features[F.USER_HISTORY], self._user_rows(user_id))
         feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(user_id), tf.constant(self._timestamp, tf.float32))
         rows_out, scores = self._two_stage(feats, self._seen_mask(self._user_rows(user_id)))
         return self._with_fallback(tf.ones_like(user_id, tf.bool), rows_out, scores)

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer import features as F
+from trainer import history
 from trainer.serving_model import ServingTables
 
 _USER_COLUMNS = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
@@ -107,6 +108,10 @@ def build_tables(
         column[users[last_of_user]] = data[name][known][last_of_user]
         user_features[name] = column
     user_features[F.USER_ID_XF][:n_users] = np.arange(n_users)
+    in_vocab = data[F.USER_ID_XF] < n_users
+    user_features[F.USER_HISTORY] = history.latest_histories(
+        data[F.USER_ID_XF][in_vocab], data[F.ITEM_ID_XF][in_vocab], data[F.TIMESTAMP_XF][in_vocab], n_users
+    )
 
     pairs = np.unique(np.stack([users, rows], axis=1), axis=0)
     row_splits = np.searchsorted(pairs[:, 0], np.arange(n_users + 2)).astype(np.int64)

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from trainer import features as F
+from trainer.layers import MaskedMean
 
 keras = tf.keras
 
@@ -42,7 +43,7 @@ def _embed(x, input_dim: int, dim: int, name: str):
 def _bag(x, input_dim: int, dim: int, name: str):
     """Mean of the embeddings of a padded (0 = pad) token list."""
     emb = keras.layers.Embedding(input_dim, dim, mask_zero=True, name=f"{name}_embedding")(x)
-    return keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")(emb)
+    return MaskedMean(name=f"{name}_mean")(emb)
 
 
 def _mlp(x, layers: Sequence[int], output_dim: int, prefix: str, normalize: bool):
@@ -55,8 +56,9 @@ def _mlp(x, layers: Sequence[int], output_dim: int, prefix: str, normalize: bool
 
 
 def user_inputs() -> Dict[str, keras.Input]:
-    """Keras inputs of the query side (user and context)."""
+    """Keras inputs of the query side (user, recent history and context)."""
     inputs = {name: _scalar_input(name) for name in F.USER_TRANSFORMED}
+    inputs[F.USER_HISTORY] = keras.Input(shape=(F.HISTORY_LENGTH,), name=F.USER_HISTORY, dtype=tf.int64)
     inputs[F.TIMESTAMP_XF] = _scalar_input(F.TIMESTAMP_XF, tf.float32)
     return inputs
 
@@ -80,6 +82,7 @@ def _user_features(inputs, vocab: Vocabularies, dim: int):
         _embed(inputs[F.USER_AGE_XF], vocab.age_buckets, side, "user_age"),
         _embed(inputs[F.USER_GENDER_XF], vocab.genders, side, "user_gender"),
         _embed(inputs[F.USER_OCCUPATION_XF], vocab.occupations, side, "user_occupation"),
+        _bag(inputs[F.USER_HISTORY], vocab.items + 1, dim, "user_history"),
         keras.layers.Reshape((1,), name="timestamp_column")(inputs[F.TIMESTAMP_XF]),
     ]
 

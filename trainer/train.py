@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import TrainerConfig
+from trainer import distribution
 from trainer import model as models
 from trainer import towers
 from trainer.towers import Vocabularies
@@ -38,7 +39,10 @@ def build_retrieval(
         temperature=cfg.temperature,
         remove_accidental_hits=cfg.remove_accidental_hits,
     )
-    model.compile(optimizer=tf.keras.optimizers.Adagrad(cfg.learning_rate))
+    model.compile(
+        optimizer=tf.keras.optimizers.Adagrad(distribution.learning_rate(cfg.learning_rate, cfg)),
+        **distribution.compile_options(cfg),
+    )
     return model
 
 
@@ -48,7 +52,10 @@ def build_ranking(vocab: Vocabularies, cfg: TrainerConfig) -> models.RankingMode
         vocab, cfg.embedding_dim, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank
     )
     model = models.RankingModel(network)
-    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.ranking_learning_rate))
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(distribution.learning_rate(cfg.ranking_learning_rate, cfg)),
+        **distribution.compile_options(cfg),
+    )
     return model
 
 
@@ -77,7 +84,8 @@ def train(
     tf.keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or tf.distribute.get_strategy()
     make_callbacks = callbacks or (lambda stage: [])
-    with strategy.scope():
+    policy = distribution.precision_policy(cfg.mixed_precision, strategy)
+    with strategy.scope(), distribution.precision_scope(policy):
         retrieval = build_retrieval(vocab, cfg, item_probabilities)
         ranking = build_ranking(vocab, cfg)
     retrieval_fit = retrieval.fit(

@@ -114,3 +114,15 @@ def test_cold_start_user_and_item_signatures(serving):
     ranked = module.rank(user_id=tf.constant(["ua0"]), item_id=tf.constant([["a1", "b1", "no-such-item"]]))
     assert ranked["known_items"].numpy().tolist() == [[True, True, False]]
     assert np.all(np.isfinite(ranked[F.SERVING_OUTPUT_SCORES].numpy()))
+
+
+def test_serving_uses_each_users_latest_training_history(serving, transformed_tiny):
+    from trainer import features as F
+
+    module, table = serving
+    histories = table.user_features[F.USER_HISTORY]
+    assert histories.shape == (len(table.user_keys) + 1, F.HISTORY_LENGTH)
+    assert not histories[-1].any(), "the unknown-user row has no history"
+    # Every known user rated 6-7 items in the tiny data; all of them are in the history.
+    counts = (histories[:-1] > 0).sum(axis=1)
+    assert counts.min() >= 6 and counts.max() <= 7
