@@ -41,15 +41,17 @@ def recommend_from_saved_model(model_dir: str, user_id: str, k: int) -> List[Rec
 
 def recommend_from_server(server: str, model_name: str, user_id: str, k: int) -> List[Recommendation]:
     """Asks a running model server (TF Serving gRPC API) for the user's top-`k` items."""
+    import numpy as np
+
     from serving.client import RecommendationClient
 
-    client = RecommendationClient(server)
-    try:
+    with RecommendationClient(server) as client:
         [(items, scores)] = client.recommend([user_id], model_name=model_name)
-        titles = client.lookup_items(items[:k], model_name=model_name)
-    finally:
-        client.close()
-    return [(item, score, title, genres) for (item, score), (title, genres) in zip(zip(items[:k], scores[:k]), titles)]
+        items, scores = items[:k], scores[:k]
+        info = client.predict(model_name, {F.ITEM_ID: np.array(items, dtype=object)}, signature="lookup_items")
+    titles = [t.decode() if isinstance(t, bytes) else str(t) for t in info[F.ITEM_TITLE]]
+    genres = [g.decode() if isinstance(g, bytes) else str(g) for g in info[F.ITEM_GENRES]]
+    return list(zip(items, scores, titles, genres))
 
 
 def format_table(user_id: str, recommendations: List[Recommendation]) -> str:

@@ -58,7 +58,7 @@ def test_every_component_runs_once_and_a_version_is_pushed(first_run):
     from pipeline.runner import latest_versions
 
     cfg, states = first_run
-    expected = set(EXPENSIVE_NODES) | {"ImportSchemaGen", "ValidationGate", "EvaluateModel", "Pusher"}
+    expected = set(EXPENSIVE_NODES) | {"ImportSchemaGen", "ValidationGate", "EvaluateModel", "AtomicPusher"}
     assert expected <= set(states), f"missing nodes: {expected - set(states)}"
     for node in expected:
         assert states[node] == collections.Counter(COMPLETE=1), f"{node}: {states[node]}"
@@ -138,3 +138,35 @@ def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run):
     assert len(latest_versions(cfg.serving_model_dir)) == 1
     with open(os.path.join(evaluation["path"], "metrics.json")) as handle:
         assert json.load(handle)["blessing"]["blessed"] is False
+
+
+def test_recsys_recommend_prints_titles_from_the_pushed_model(first_run, capsys):
+    from pipeline import cli
+
+    cfg, _ = first_run
+    assert cli.main(["recommend", "--model", cfg.serving_model_dir, "--user", "1", "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Top 3 for user 1" in out
+    rows = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 3 and all("?" not in row for row in rows)
+
+
+def test_recsys_recommend_through_the_model_server_matches_the_saved_model(first_run, capsys):
+    from pipeline import cli, recommend
+    from serving.config import ModelConfig, ServerConfig
+    from serving.server import ModelServer
+
+    cfg, _ = first_run
+    server_cfg = ServerConfig(
+        models=(ModelConfig(name=cfg.pipeline_name, base_path=cfg.serving_model_dir),),
+        grpc_port=0, rest_port=0,
+    )
+    with ModelServer(server_cfg) as server:
+        target = f"127.0.0.1:{server.ports.grpc}"
+        via_server = recommend.recommend_from_server(target, cfg.pipeline_name, "2", 5)
+        assert cli.main(["recommend", "--server", target, "--user", "2", "-k", "5"]) == 0
+    local = recommend.recommend_from_saved_model(cfg.serving_model_dir, "2", 5)
+    assert [r[0] for r in via_server] == [r[0] for r in local]
+    assert [r[2] for r in via_server] == [r[2] for r in local]
+    np.testing.assert_allclose([r[1] for r in via_server], [r[1] for r in local], rtol=1e-5)
+    assert "Top 5 for user 2" in capsys.readouterr().out
