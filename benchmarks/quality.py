@@ -9,7 +9,7 @@ that the pipeline's EvaluateModel component computed, and checks the targets:
 * two-stage ranking RMSE at least 5% below the bias model.
 
 Usage:
-    python benchmarks/quality.py [--output DIR] [--datasets ml-time,ml-random,synthetic]
+    python -m benchmarks.quality [--output DIR] [--datasets ml-time,ml-random,synthetic]
         [--config FILE]
 """
 

@@ -45,8 +45,9 @@ class TrainerConfig:
     ranking_layers: Tuple[int, ...] = (64, 32)
     ranking_cross_layers: int = 1
     ranking_low_rank: Optional[int] = None
-    ranking_epochs: int = 5
-    ranking_learning_rate: float = 0.01
+    ranking_epochs: int = 3
+    ranking_learning_rate: float = 0.003
+    ranking_embedding_l2: float = 1e-4
     candidates_to_rank: int = 100
     ranking_weight: float = 0.0  # final score = retrieval score + weight * predicted rating
     top_k: int = 100

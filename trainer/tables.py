@@ -60,6 +60,22 @@ def embed_catalog(candidate_tower: tf.keras.Model, item_features: Dict[str, np.n
     return np.concatenate(out)
 
 
+def unknown_user_features(tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
+    """Transformed features of a user the training data never saw, with default side features.
+
+    They go through the Transform graph, so they are exactly what training examples of users
+    without side information looked like (e.g. the 'unknown' gender token, not the OOV bucket).
+    """
+    raw = {
+        F.USER_ID: tf.constant([[""]]),
+        F.USER_AGE: tf.constant([[F.UNKNOWN_INT]], tf.int64),
+        F.USER_GENDER: tf.constant([[F.UNKNOWN_TOKEN]]),
+        F.USER_OCCUPATION: tf.constant([[F.UNKNOWN_TOKEN]]),
+    }
+    out = tf_transform_output.transform_features_layer()(raw)
+    return {name: int(np.asarray(out[name]).reshape(-1)[0]) for name in F.USER_TRANSFORMED}
+
+
 def _concat(batches: Iterable[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
     parts: Dict[str, list] = {name: [] for name in _USER_COLUMNS}
     for batch in batches:
@@ -97,12 +113,7 @@ def build_tables(
     newest = np.lexsort((data[F.TIMESTAMP_XF][known], users))
     last_of_user = newest[np.r_[np.flatnonzero(np.diff(users[newest])), len(newest) - 1]]
     user_features = {}
-    oov = {
-        F.USER_ID_XF: n_users,
-        F.USER_AGE_XF: 0,
-        F.USER_GENDER_XF: tf_transform_output.vocabulary_size_by_name(F.GENDER_VOCAB),
-        F.USER_OCCUPATION_XF: tf_transform_output.vocabulary_size_by_name(F.OCCUPATION_VOCAB),
-    }
+    oov = unknown_user_features(tf_transform_output)
     for name in F.USER_TRANSFORMED:
         column = np.full(n_users + 1, oov[name], np.int64)
         column[users[last_of_user]] = data[name][known][last_of_user]

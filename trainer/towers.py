@@ -36,13 +36,15 @@ def _scalar_input(name: str, dtype=tf.int64) -> keras.Input:
     return keras.Input(shape=(), name=name, dtype=dtype)
 
 
-def _embed(x, input_dim: int, dim: int, name: str):
-    return keras.layers.Embedding(input_dim, dim, name=f"{name}_embedding")(x)
+def _embed(x, input_dim: int, dim: int, name: str, regularizer=None):
+    return keras.layers.Embedding(input_dim, dim, embeddings_regularizer=regularizer, name=f"{name}_embedding")(x)
 
 
-def _bag(x, input_dim: int, dim: int, name: str):
+def _bag(x, input_dim: int, dim: int, name: str, regularizer=None):
     """Mean of the embeddings of a padded (0 = pad) token list."""
-    emb = keras.layers.Embedding(input_dim, dim, mask_zero=True, name=f"{name}_embedding")(x)
+    emb = keras.layers.Embedding(
+        input_dim, dim, mask_zero=True, embeddings_regularizer=regularizer, name=f"{name}_embedding"
+    )(x)
     return MaskedMean(name=f"{name}_mean")(emb)
 
 
@@ -75,25 +77,25 @@ def item_inputs() -> Dict[str, keras.Input]:
     }
 
 
-def _user_features(inputs, vocab: Vocabularies, dim: int):
+def _user_features(inputs, vocab: Vocabularies, dim: int, regularizer=None):
     side = max(4, dim // 4)
     return [
-        _embed(inputs[F.USER_ID_XF], vocab.users, dim, "user_id"),
-        _embed(inputs[F.USER_AGE_XF], vocab.age_buckets, side, "user_age"),
-        _embed(inputs[F.USER_GENDER_XF], vocab.genders, side, "user_gender"),
-        _embed(inputs[F.USER_OCCUPATION_XF], vocab.occupations, side, "user_occupation"),
-        _bag(inputs[F.USER_HISTORY], vocab.items + 1, dim, "user_history"),
+        _embed(inputs[F.USER_ID_XF], vocab.users, dim, "user_id", regularizer),
+        _embed(inputs[F.USER_AGE_XF], vocab.age_buckets, side, "user_age", regularizer),
+        _embed(inputs[F.USER_GENDER_XF], vocab.genders, side, "user_gender", regularizer),
+        _embed(inputs[F.USER_OCCUPATION_XF], vocab.occupations, side, "user_occupation", regularizer),
+        _bag(inputs[F.USER_HISTORY], vocab.items + 1, dim, "user_history", regularizer),
         keras.layers.Reshape((1,), name="timestamp_column")(inputs[F.TIMESTAMP_XF]),
     ]
 
 
-def _item_features(inputs, vocab: Vocabularies, dim: int):
+def _item_features(inputs, vocab: Vocabularies, dim: int, regularizer=None):
     side = max(4, dim // 2)
     return [
-        _embed(inputs[F.ITEM_ID_XF], vocab.items, dim, "item_id"),
-        _bag(inputs[F.ITEM_GENRES_XF], vocab.genres, side, "item_genres"),
-        _bag(inputs[F.ITEM_TITLE_XF], vocab.title_tokens, side, "item_title"),
-        _embed(inputs[F.ITEM_YEAR_XF], vocab.year_buckets, max(4, dim // 4), "item_year"),
+        _embed(inputs[F.ITEM_ID_XF], vocab.items, dim, "item_id", regularizer),
+        _bag(inputs[F.ITEM_GENRES_XF], vocab.genres, side, "item_genres", regularizer),
+        _bag(inputs[F.ITEM_TITLE_XF], vocab.title_tokens, side, "item_title", regularizer),
+        _embed(inputs[F.ITEM_YEAR_XF], vocab.year_buckets, max(4, dim // 4), "item_year", regularizer),
     ]
 
 
@@ -117,11 +119,16 @@ def build_ranking_model(
     deep_layers: Sequence[int],
     cross_layers: int,
     low_rank=None,
+    embedding_l2: float = 0.0,
 ) -> keras.Model:
-    """DCN-v2 (stacked cross layers then a deep MLP) predicting the rating of (user, item)."""
+    """DCN-v2 (stacked cross layers then a deep MLP) predicting the rating of (user, item).
+
+    `embedding_l2` adds an L2 penalty on every embedding table (ratings are few per id).
+    """
     inputs = {**user_inputs(), **item_inputs()}
+    regularizer = keras.regularizers.l2(embedding_l2) if embedding_l2 else None
     x = keras.layers.Concatenate(name="ranking_features")(
-        _user_features(inputs, vocab, dim) + _item_features(inputs, vocab, dim)
+        _user_features(inputs, vocab, dim, regularizer) + _item_features(inputs, vocab, dim, regularizer)
     )
     x0 = x
     for i in range(cross_layers):

@@ -49,7 +49,8 @@ def build_retrieval(
 def build_ranking(vocab: Vocabularies, cfg: TrainerConfig) -> models.RankingModel:
     """A compiled DCN-v2 rating model (build it inside the strategy's scope)."""
     network = towers.build_ranking_model(
-        vocab, cfg.embedding_dim, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank
+        vocab, cfg.embedding_dim, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank,
+        cfg.ranking_embedding_l2,
     )
     model = models.RankingModel(network)
     model.compile(

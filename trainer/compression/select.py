@@ -16,6 +16,8 @@ from typing import Dict, Mapping, Optional, Sequence
 
 from trainer.compression.config import FULL
 
+TOLERANCE = 1e-9  # a drop equal to the budget up to float rounding is within it
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
@@ -62,7 +64,7 @@ def _verdict(candidate: Candidate, drops: Mapping[str, float], budget: float) ->
     missing = [m for m, d in drops.items() if math.isnan(d)]
     if missing:
         return f"no value for {', '.join(missing)}"
-    over = [f"{m} drops {d:.2%}" for m, d in drops.items() if d > budget]
+    over = [f"{m} drops {d:.2%}" for m, d in drops.items() if d > budget + TOLERANCE]
     return "; ".join(over) + f" (budget {budget:.2%})" if over else None
 
 
