@@ -49,7 +49,7 @@ class TrainerConfig:
     ranking_learning_rate: float = 0.003
     ranking_embedding_l2: float = 1e-4
     candidates_to_rank: int = 100
-    ranking_weight: float = 0.0  # final score = retrieval score + weight * predicted rating
+    ranking_weight: float = 0.05  # final score = retrieval score + weight * predicted rating
     top_k: int = 100
     strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
     seed: int = 7
