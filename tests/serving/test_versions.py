@@ -1,0 +1,139 @@
+"""Hot reload: new versions swap in, broken ones never replace a serving version."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+
+from serving.config import VersionPolicy
+from tests.serving.conftest import MODEL, http, make_config, wait_for
+from tests.serving.tiny_models import expected, install
+from trainer.features import SERVING_OUTPUT_SCORES
+
+
+def _states(server):
+    return {r.version: (r.state, r.error_message) for r in server.core.status(MODEL)}
+
+
+def _score(port: int, path: str = f"/v1/models/{MODEL}:predict") -> float:
+    status, body = http(port, "POST", path, {"instances": ["u1"]})
+    assert status == 200, body
+    return body["predictions"][0][SERVING_OUTPUT_SCORES][0]
+
+
+def test_new_version_is_loaded_and_swapped_in(base_path, model_store, start_server) -> None:
+    server = start_server(make_config(base_path))
+    port = server.ports.rest
+    assert _score(port) == pytest.approx(expected("u1", 1)[1][0])
+    install(model_store["v2"], base_path, 2)
+    assert wait_for(lambda: _states(server).get(2, ("",))[0] == "AVAILABLE")
+    assert _score(port) == pytest.approx(expected("u1", 2)[1][0])
+    assert wait_for(lambda: _states(server)[1][0] == "END")
+    assert http(port, "POST", f"/v1/models/{MODEL}/versions/1:predict", {"instances": ["u1"]})[0] == 404
+
+
+def test_in_flight_request_finishes_on_its_version(base_path, model_store, start_server) -> None:
+    server = start_server(make_config(base_path))
+    port = server.ports.rest
+    result = {}
+    slow = {"signature_name": "slow", "instances": [{"user_id": "u1", "delay_us": 800_000}]}
+
+    def call() -> None:
+        result["reply"] = http(port, "POST", f"/v1/models/{MODEL}:predict", slow)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert wait_for(lambda: server.core.inflight == 1, timeout_s=5)
+    install(model_store["v2"], base_path, 2)
+    assert wait_for(lambda: _states(server).get(2, ("",))[0] == "AVAILABLE")
+    assert _states(server)[1][0] == "UNLOADING"  # pinned by the slow request
+    assert _score(port) == pytest.approx(expected("u1", 2)[1][0])
+    caller.join(timeout=10)
+    status, body = result["reply"]
+    assert status == 200
+    assert body["predictions"][0][SERVING_OUTPUT_SCORES][0] == pytest.approx(expected("u1", 1)[1][0])
+    assert wait_for(lambda: _states(server)[1][0] == "END")
+
+
+@pytest.mark.parametrize("breakage", ["corrupt", "wrong_signature", "half_copied"])
+def test_broken_version_keeps_the_old_one_serving(base_path, model_store, start_server,
+                                                  breakage) -> None:
+    server = start_server(make_config(base_path))
+    port = server.ports.rest
+    broken = os.path.join(base_path, "2")
+    if breakage == "corrupt":
+        shutil.copytree(model_store["v2"], broken)
+        with open(os.path.join(broken, "saved_model.pb"), "wb") as handle:
+            handle.write(b"\x00garbage" * 100)
+    elif breakage == "wrong_signature":
+        install(model_store["wrong"], base_path, 2)
+    else:
+        shutil.copytree(os.path.join(model_store["v2"], "variables"), os.path.join(broken, "variables"))
+    assert wait_for(lambda: _states(server).get(2, ("",))[0] == "END")
+    state, message = _states(server)[2]
+    assert message, "the failure must be reported in the version status"
+    assert _states(server)[1][0] == "AVAILABLE"
+    assert _score(port) == pytest.approx(expected("u1", 1)[1][0])
+    assert server.metrics.load_failures.value(MODEL) == 1
+    status, body = http(port, "GET", f"/v1/models/{MODEL}/versions/2")
+    assert status == 200 and body["model_version_status"][0]["status"]["error_code"] == "UNKNOWN"
+    assert http(port, "GET", "/readyz")[0] == 200
+    # once the version is rewritten correctly it is retried and served
+    shutil.rmtree(broken)
+    install(model_store["v2"], base_path, 2)
+    assert wait_for(lambda: _states(server).get(2, ("",))[0] == "AVAILABLE")
+    assert _score(port) == pytest.approx(expected("u1", 2)[1][0])
+
+
+def test_latest_two_and_specific_policies(base_path, model_store, start_server) -> None:
+    install(model_store["v2"], base_path, 2)
+    install(model_store["v3"], base_path, 3)
+    latest = start_server(make_config(base_path, version_policy=VersionPolicy(num_versions=2)))
+    assert {v for v, (s, _) in _states(latest).items() if s == "AVAILABLE"} == {2, 3}
+    port = latest.ports.rest
+    assert _score(port, f"/v1/models/{MODEL}/versions/2:predict") == pytest.approx(2.3)
+    assert _score(port) == pytest.approx(3.3)
+    specific = start_server(make_config(base_path, version_policy=VersionPolicy(
+        kind="specific", versions=(1,)), version_labels=(("stable", 1),)))
+    assert {v for v, (s, _) in _states(specific).items() if s == "AVAILABLE"} == {1}
+    assert _score(specific.ports.rest, f"/v1/models/{MODEL}/labels/stable:predict") == pytest.approx(1.3)
+
+
+def test_labels_can_be_moved_to_available_versions(base_path, model_store, start_server) -> None:
+    install(model_store["v2"], base_path, 2)
+    server = start_server(make_config(base_path, version_policy=VersionPolicy(kind="all"),
+                                      version_labels=(("stable", 1), ("canary", 2))))
+    port = server.ports.rest
+    assert _score(port, f"/v1/models/{MODEL}/labels/canary:predict") == pytest.approx(2.3)
+    server.versions.set_labels(MODEL, {"stable": 2})
+    assert _score(port, f"/v1/models/{MODEL}/labels/stable:predict") == pytest.approx(2.3)
+    assert http(port, "POST", f"/v1/models/{MODEL}/labels/canary:predict",
+                {"instances": ["u1"]})[0] == 400
+    with pytest.raises(Exception, match="not available"):
+        server.versions.set_labels(MODEL, {"stable": 9})
+
+
+def test_readiness_waits_for_a_first_version(tmp_path, model_store, start_server) -> None:
+    empty = str(tmp_path / "empty")
+    server = start_server(make_config(empty))
+    port = server.ports.rest
+    assert http(port, "GET", "/readyz")[0] == 503
+    assert http(port, "GET", "/healthz")[0] == 200
+    assert http(port, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["u1"]})[0] == 404
+    install(model_store["v1"], empty, 1)
+    assert wait_for(lambda: http(port, "GET", "/readyz")[0] == 200)
+    assert _score(port) == pytest.approx(1.3)
+
+
+def test_versions_outside_the_base_path_are_ignored(tmp_path, model_store, start_server) -> None:
+    base = str(tmp_path / "base")
+    outside = str(tmp_path / "outside")
+    install(model_store["v2"], outside, 2)
+    install(model_store["v1"], base, 1)
+    os.symlink(os.path.join(outside, "2"), os.path.join(base, "5"))
+    os.makedirs(os.path.join(base, "7.tmp"))
+    server = start_server(make_config(base))
+    assert set(_states(server)) == {1}
