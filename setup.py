@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="A production recommender on TensorFlow Extended: pipeline, compression, serving.",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipeline*", "components*", "trainer*", "serving*", "kubeflow*"]),
+    packages=find_packages(include=["pipeline*", "components*", "trainer*", "serving*", "kubeflow*", "online*"]),
     package_data={"pipeline": ["schema/*.pbtxt"], "kubeflow": ["manifests/*.yaml", "Dockerfile"]},
     install_requires=[
         "tfx==1.16.0",

@@ -86,11 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=int, default=6006)
     board.set_defaults(func=_cmd_tensorboard)
 
+    from online.cli import register as register_online
     from pipeline.data.cli import register as register_data
     from serving.cli import register as register_serve
 
     register_data(commands)
     register_serve(commands)
+    register_online(commands)
     return parser
 
 

@@ -109,11 +109,18 @@ def markdown(records: Sequence[VariantRecord], selection: Selection) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_chart(path: str, records: Sequence[VariantRecord], chosen: str) -> None:
-    """Scatter of gzip bytes (log x) vs Recall@20, one labelled point per variant."""
+def write_chart(path: str, records: Sequence[VariantRecord], chosen: str,
+                budget: Optional[float] = None) -> None:
+    """Scatter of gzip bytes (log x) vs Recall@20, one labelled point per variant; a dashed line
+    marks the lowest Recall@20 within the quality budget when `budget` is given."""
     figure = Figure(figsize=(8.0, 5.0))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
+    full = next((r for r in records if r.name == FULL), None)
+    if budget is not None and full is not None and not math.isnan(full.quality(RECALL)):
+        axes.axhline(full.quality(RECALL) * (1 - budget), linestyle="--", color="grey",
+                     label=f"budget: -{budget:.0%} Recall@20")
+        axes.legend(loc="lower right")
     for record in records:
         recall = record.quality(RECALL)
         if math.isnan(recall):
@@ -154,8 +161,15 @@ def scalars(records: Sequence[VariantRecord]) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Selection) -> str:
+def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Selection,
+                 budget: Optional[float] = None) -> str:
     """Writes compression.json, report.md, report.png and TensorBoard scalars; returns the markdown.
+
+    Args:
+      out_dir: the output folder (created if needed).
+      records: every variant's measurements, the full model's included.
+      selection: the selection rule's decision.
+      budget: the quality budget, drawn on the chart.
 
     Raises:
       ValueError: no record of the full model.
@@ -170,7 +184,7 @@ def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Sele
     text = markdown(records, selection)
     with open(os.path.join(out_dir, REPORT_MD), "w", encoding="utf-8") as handle:
         handle.write(text)
-    write_chart(os.path.join(out_dir, REPORT_PNG), records, selection.chosen)
+    write_chart(os.path.join(out_dir, REPORT_PNG), records, selection.chosen, budget)
     evaluation_report.log_to_tensorboard(os.path.join(out_dir, "tensorboard"), scalars(records), step=0)
     return text
 

@@ -113,8 +113,8 @@ def select_variant(candidates: Sequence[Candidate], budget: float,
         return Selection(FULL, f"kept the full model: {reason} ({budget:.2%} on "
                                f"{', '.join(metrics)})", drops, verdicts)
     best = min(smaller, key=lambda c: c.gzip_bytes)
-    worst = ", ".join(f"{m} {drops[best.name][m]:+.2%}" for m in metrics)
+    changes = ", ".join(f"{m} {0.0 - drops[best.name][m]:+.2%}" for m in metrics)
     reason = (f"chose {best.name}: the smallest of {len(eligible)} variant(s) within the "
               f"{budget:.2%} budget, {full.gzip_bytes / best.gzip_bytes:.1f}x smaller (gzip) "
-              f"than the full model; relative drops {worst}")
+              f"than the full model; quality vs the full model: {changes}")
     return Selection(best.name, reason, drops, verdicts)

@@ -5,13 +5,17 @@
 candidate tower and writes its two-stage serving SavedModel with `trainer.export.export_serving`.
 
 `Int8ServingModel` is the `ServingModel` with the catalog's candidate embeddings stored row-wise
-as int8 (`int8.Int8Matrix`): the same signatures, a quarter of the bytes of that matrix.
+as int8 (`int8.Int8Matrix`): the same signatures, a quarter of the bytes of that matrix. The
+compression stage writes `compression.json` next to the networks it hands on; `serving_model_class`
+reads it so that BuildServingModel builds the serving model the chosen variant was measured as.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence
+import json
+import os
+from typing import Dict, Optional, Sequence, Type
 
 import numpy as np
 import tensorflow_transform as tft
@@ -20,6 +24,9 @@ from trainer import export, inputs, tables
 from trainer import features as F
 from trainer.compression import int8
 from trainer.serving_model import ServingModel, ServingOptions, ServingTables
+
+
+MARKER_FILE = "compression.json"
 
 
 class Int8ServingModel(ServingModel):
@@ -86,3 +93,42 @@ def export_variant(
     """Writes the serving SavedModel of `networks` to `export_dir` (atomically); returns it."""
     module = make_serving_model(networks, context, int8_candidates)
     return export.export_serving(module, export_dir)
+
+
+def write_marker(model_dir: str, variant: str, int8_candidates: bool, reason: str) -> str:
+    """Writes `compression.json` into a networks directory; returns its path.
+
+    Args:
+      model_dir: the directory written by `trainer.export.save_trained`.
+      variant: the chosen variant's name.
+      int8_candidates: whether its serving model stores the candidate embeddings as int8.
+      reason: why it was chosen.
+    """
+    path = os.path.join(model_dir, MARKER_FILE)
+    payload = {"variant": variant, "int8_candidate_embeddings": bool(int8_candidates), "reason": reason}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+    return path
+
+
+def read_marker(model_dir: str) -> Optional[dict]:
+    """The `compression.json` of a networks directory, or None (an uncompressed Trainer model).
+
+    Raises:
+      ValueError: the file exists but is not a JSON object with `int8_candidate_embeddings`.
+    """
+    path = os.path.join(model_dir, MARKER_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        marker = json.load(handle)
+    if not isinstance(marker, dict) or not isinstance(marker.get("int8_candidate_embeddings"), bool):
+        raise ValueError(f"{path}: expected an object with a boolean 'int8_candidate_embeddings'")
+    return marker
+
+
+def serving_model_class(model_dir: str) -> Type[ServingModel]:
+    """`Int8ServingModel` when the networks of `model_dir` were chosen with int8 candidate
+    embeddings, else `ServingModel`."""
+    marker = read_marker(model_dir)
+    return Int8ServingModel if marker and marker["int8_candidate_embeddings"] else ServingModel

@@ -1,0 +1,145 @@
+"""CompressModel: the trained networks -> compressed variants, measured; the best one handed on.
+
+Between the Trainer and BuildServingModel. Reads the Trainer's networks, the Transform graph,
+the transformed training examples (fine-tuning, distillation, serving tables), the raw
+interaction examples (evaluation, same split and metrics as the evaluation step) and the item
+catalog. Builds every configured variant (`trainer.compression.variants`), exports each as a
+serving SavedModel and measures it, exports the TFLite models, picks the smallest variant within
+the quality budget (`trainer.compression.select`) and writes:
+
+* `<model>/Format-Serving/`: the chosen networks in the Trainer's layout
+  (`trainer.export.save_trained`) plus `compression.json` (the variant and whether its serving
+  model stores the candidate embeddings as int8), so BuildServingModel consumes it unchanged;
+* `<report>/`: report.md, report.png (size vs Recall@20), compression.json, TensorBoard
+  scalars, and every variant's export under `variants/`.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
+from tfx.utils import path_utils
+
+from components.build_serving_model import split_files
+from pipeline.config import TrainerConfig, from_dict
+from trainer import export
+from trainer import features as F
+from trainer.compression import measure, records, select, tflite_export, variants
+from trainer.compression import report as compression_report
+from trainer.compression.config import CompressionConfig
+from trainer.compression.finetune import load_training_data
+from trainer.compression.serving import ServingContext, write_marker
+from trainer.serving_model import ServingOptions
+
+CATALOG_SPLIT = "catalog"
+VARIANTS_DIR = "variants"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionOutcome:
+    """The records of every variant, the selection and the report's markdown."""
+
+    records: Sequence[compression_report.VariantRecord]
+    selection: select.Selection
+    markdown: str
+
+
+def compress_model(
+    trained_dir: str,
+    transform_dir: str,
+    transformed_train_patterns: Sequence[str],
+    raw_train_patterns: Sequence[str],
+    raw_eval_patterns: Sequence[str],
+    catalog_patterns: Sequence[str],
+    model_dir: str,
+    report_dir: str,
+    trainer_cfg: TrainerConfig,
+    cfg: CompressionConfig,
+    options: ServingOptions,
+    cutoffs: Sequence[int] = (10, 20, 50, 100),
+) -> CompressionOutcome:
+    """Builds, measures and selects the variants; writes the chosen networks and the report.
+
+    Args:
+      trained_dir: the Trainer's networks (`trainer.export.save_trained` layout).
+      transform_dir: the Transform graph.
+      transformed_train_patterns: transformed training examples.
+      raw_train_patterns / raw_eval_patterns: raw interaction examples of both splits.
+      catalog_patterns: raw item catalog examples.
+      model_dir: where the chosen networks go.
+      report_dir: where the report and every variant's export go.
+      trainer_cfg: the Trainer's hyperparameters (losses and learning rates of fine-tuning).
+      cfg: the compression settings.
+      options: the serving model's top-K and two-stage settings.
+      cutoffs: the K of the top-K metrics (must include 10 and 20 for the default budget).
+
+    Returns:
+      The records, the selection and the report's markdown.
+    """
+    full = export.load_trained(trained_dir)
+    data = load_training_data(transform_dir, transformed_train_patterns, trainer_cfg, cfg.seed)
+    context = ServingContext.load(transform_dir, transformed_train_patterns, catalog_patterns, options)
+    catalog_ids = [k.decode() for k in context.tables.item_keys]
+    split = measure.EvalSplit.read(raw_train_patterns, raw_eval_patterns, catalog_ids)
+    made, rows = {}, []
+    for variant in variants.produce_variants(full, data, trainer_cfg, cfg):
+        made[variant.name] = variant
+        rows.append(records.record_serving_variant(
+            variant, context, split, os.path.join(report_dir, VARIANTS_DIR, variant.name), cutoffs, cfg))
+    if cfg.tflite_modes:
+        names = sorted(set(full.query_tower.input_names) | set(full.ranking_model.input_names))
+        representative = tflite_export.representative_examples(data.train, names, cfg.representative_examples)
+        for mode in cfg.tflite_modes:
+            rows.append(records.record_tflite(full, representative, mode, context, split,
+                                              os.path.join(report_dir, VARIANTS_DIR), cutoffs, cfg))
+    candidates = [select.Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == compression_report.SAVED_MODEL)
+                  for r in rows]
+    selection = select.select_variant(candidates, cfg.quality_budget, cfg.budget_metrics)
+    print(f"compression: {selection.reason}", flush=True)
+    chosen = made[selection.chosen]
+    export.save_trained(chosen.networks, model_dir)
+    write_marker(model_dir, chosen.name, chosen.int8_candidates, selection.reason)
+    markdown = compression_report.write_report(report_dir, rows, selection, cfg.quality_budget)
+    return CompressionOutcome(rows, selection, markdown)
+
+
+@component
+def CompressModel(  # noqa: N802 - TFX component names are CamelCase
+    model: InputArtifact[standard_artifacts.Model],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    transformed_examples: InputArtifact[standard_artifacts.Examples],
+    examples: InputArtifact[standard_artifacts.Examples],
+    items: InputArtifact[standard_artifacts.Examples],
+    compressed_model: OutputArtifact[standard_artifacts.Model],
+    report: OutputArtifact[standard_artifacts.ModelEvaluation],
+    trainer_config: Parameter[str] = "{}",
+    compression_config: Parameter[str] = "{}",
+    top_k: Parameter[int] = 100,
+    candidates_to_rank: Parameter[int] = 100,
+    ranking_weight: Parameter[float] = 0.0,
+    cutoffs: Parameter[str] = "10,20,50,100",
+) -> None:
+    """TFX component wrapper of `compress_model` (configs as JSON objects of their fields)."""
+    outcome = compress_model(
+        trained_dir=path_utils.serving_model_path(model.uri),
+        transform_dir=transform_graph.uri,
+        transformed_train_patterns=split_files(transformed_examples, F.TRAIN_SPLIT),
+        raw_train_patterns=split_files(examples, F.TRAIN_SPLIT),
+        raw_eval_patterns=split_files(examples, F.EVAL_SPLIT),
+        catalog_patterns=split_files(items, CATALOG_SPLIT),
+        model_dir=path_utils.serving_model_path(compressed_model.uri),
+        report_dir=report.uri,
+        trainer_cfg=from_dict(TrainerConfig, json.loads(trainer_config), "trainer"),
+        cfg=from_dict(CompressionConfig, json.loads(compression_config), "compression"),
+        options=ServingOptions(top_k=top_k, candidates_to_rank=candidates_to_rank,
+                               ranking_weight=ranking_weight),
+        cutoffs=[int(k) for k in cutoffs.split(",")],
+    )
+    compressed_model.set_string_custom_property("compression_variant", outcome.selection.chosen)
+    report.set_string_custom_property("selected_variant", outcome.selection.chosen)
+    report.set_string_custom_property("reason", outcome.selection.reason)
+    print(outcome.markdown, flush=True)

@@ -1,0 +1,190 @@
+"""Typed, frozen configuration of a Kubeflow / Vertex deployment: images, paths, resources.
+
+`KubeflowConfig` says where the pipeline runs (its image and output root), what each component
+may use (`ResourceConfig`: CPU, memory, GPU type and count, node selector) and how the pushed
+model is served on Kubernetes (`ServingDeployConfig`). `load_kubeflow_config` reads it from
+JSON; resources per component are keyed by the component ids of `create_pipeline`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+
+class KubeflowConfigError(ValueError):
+    """A Kubeflow configuration value is invalid; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceConfig:
+    """Requests and limits of one component's pod (memory in GB, as the KFP spec counts it)."""
+
+    cpu_request: float = 1.0
+    cpu_limit: float = 2.0
+    memory_request_gb: float = 2.0
+    memory_limit_gb: float = 4.0
+    gpu_type: str = ""  # e.g. NVIDIA_TESLA_T4 (Vertex) or nvidia.com/gpu (Kubeflow)
+    gpu_count: int = 0
+    node_selector: Tuple[Tuple[str, str], ...] = ()  # Kubernetes node labels, e.g. GKE pools
+
+    def __post_init__(self) -> None:
+        if isinstance(self.node_selector, Mapping):
+            object.__setattr__(self, "node_selector", tuple(sorted(self.node_selector.items())))
+        for name in ("cpu_request", "cpu_limit", "memory_request_gb", "memory_limit_gb"):
+            if getattr(self, name) <= 0:
+                raise KubeflowConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.cpu_request > self.cpu_limit:
+            raise KubeflowConfigError(f"cpu_request {self.cpu_request} exceeds cpu_limit {self.cpu_limit}")
+        if self.memory_request_gb > self.memory_limit_gb:
+            raise KubeflowConfigError(
+                f"memory_request_gb {self.memory_request_gb} exceeds memory_limit_gb {self.memory_limit_gb}"
+            )
+        if self.gpu_count < 0:
+            raise KubeflowConfigError(f"gpu_count must be >= 0, got {self.gpu_count}")
+        if bool(self.gpu_type) != (self.gpu_count > 0):
+            raise KubeflowConfigError("gpu_type and gpu_count > 0 go together (both set or neither)")
+
+    @property
+    def node_labels(self) -> Dict[str, str]:
+        """The node selector as a dict."""
+        return dict(self.node_selector)
+
+
+GPU_TRAINER = ResourceConfig(
+    cpu_request=4, cpu_limit=8, memory_request_gb=16, memory_limit_gb=32,
+    gpu_type="NVIDIA_TESLA_T4", gpu_count=1,
+    node_selector=(("cloud.google.com/gke-accelerator", "nvidia-tesla-t4"),),
+)
+BEAM_HEAVY = ResourceConfig(cpu_request=4, cpu_limit=8, memory_request_gb=8, memory_limit_gb=16)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingDeployConfig:
+    """Serving the pushed model with the stock TF Serving image behind a Kubernetes Service."""
+
+    model_name: str = "recsys"
+    image: str = "tensorflow/serving:2.16.1"
+    namespace: str = "recsys"
+    grpc_port: int = 8500
+    rest_port: int = 8501
+    min_replicas: int = 2
+    max_replicas: int = 10
+    target_cpu_utilization: int = 70
+    poll_interval_s: int = 30
+    enable_batching: bool = True
+    service_account: str = ""  # Kubernetes service account with read access to the model bucket
+    resources: ResourceConfig = ResourceConfig(
+        cpu_request=2, cpu_limit=4, memory_request_gb=4, memory_limit_gb=8
+    )
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise KubeflowConfigError(
+                f"need 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}"
+            )
+        if self.grpc_port == self.rest_port:
+            raise KubeflowConfigError("grpc_port and rest_port must differ")
+        if not 1 <= self.target_cpu_utilization <= 100:
+            raise KubeflowConfigError("target_cpu_utilization is a percentage in [1, 100]")
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """Everything the Kubeflow runner and the serving manifests need beyond `PipelineConfig`."""
+
+    image: str = "gcr.io/my-project/recsys-pipeline:0.1.0"
+    output_root: str = "gs://my-bucket/recsys"  # pipeline root, data, pushed models live under it
+    output_filename: str = "recsys_pipeline.json"
+    image_project_root: str = "/opt/recsys"  # where the Dockerfile puts the project's sources
+    default_resources: ResourceConfig = ResourceConfig()
+    component_resources: Tuple[Tuple[str, ResourceConfig], ...] = (
+        ("StatisticsGen", BEAM_HEAVY),
+        ("Transform", BEAM_HEAVY),
+        ("Trainer", GPU_TRAINER),
+        ("EvaluateModel", ResourceConfig(cpu_request=2, cpu_limit=4, memory_request_gb=8, memory_limit_gb=16)),
+    )
+    serving: ServingDeployConfig = ServingDeployConfig()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.component_resources, Mapping):
+            object.__setattr__(self, "component_resources", tuple(self.component_resources.items()))
+        ids = [name for name, _ in self.component_resources]
+        if len(set(ids)) != len(ids):
+            raise KubeflowConfigError(f"component_resources names a component twice: {ids}")
+        if not self.image or ":" not in self.image.rsplit("/", 1)[-1]:
+            raise KubeflowConfigError(f"image needs an explicit tag (name:tag), got {self.image!r}")
+
+    def resources_for(self, component_id: str) -> ResourceConfig:
+        """The resources of one component (the defaults unless configured)."""
+        return dict(self.component_resources).get(component_id, self.default_resources)
+
+    def output_path(self, *parts: str) -> str:
+        """A path under `output_root`, joined with '/' so that gs:// URIs stay intact."""
+        return "/".join([self.output_root.rstrip("/"), *parts])
+
+
+def _resources(values: Any, where: str) -> ResourceConfig:
+    if not isinstance(values, Mapping):
+        raise KubeflowConfigError(f"{where}: expected an object")
+    known = {f.name for f in dataclasses.fields(ResourceConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise KubeflowConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
+    return ResourceConfig(**values)
+
+
+def kubeflow_config_from_dict(values: Mapping[str, Any]) -> KubeflowConfig:
+    """Builds a `KubeflowConfig` from plain JSON values.
+
+    `component_resources` is an object keyed by component id; `node_selector` an object of
+    node labels; unset keys keep their defaults.
+
+    Raises:
+      KubeflowConfigError: an unknown key or an invalid value.
+    """
+    known = {f.name for f in dataclasses.fields(KubeflowConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise KubeflowConfigError(f"kubeflow config: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
+    kwargs: Dict[str, Any] = dict(values)
+    if "default_resources" in values:
+        kwargs["default_resources"] = _resources(values["default_resources"], "default_resources")
+    if "component_resources" in values:
+        given = values["component_resources"]
+        if not isinstance(given, Mapping):
+            raise KubeflowConfigError("component_resources: expected an object keyed by component id")
+        kwargs["component_resources"] = tuple(
+            (name, _resources(res, f"component_resources.{name}")) for name, res in given.items()
+        )
+    if "serving" in values:
+        serving = dict(values["serving"])
+        fields = {f.name for f in dataclasses.fields(ServingDeployConfig)}
+        if set(serving) - fields:
+            raise KubeflowConfigError(f"serving: unknown key(s) {sorted(set(serving) - fields)}")
+        if "resources" in serving:
+            serving["resources"] = _resources(serving["resources"], "serving.resources")
+        kwargs["serving"] = ServingDeployConfig(**serving)
+    return KubeflowConfig(**kwargs)
+
+
+def load_kubeflow_config(path: Optional[str]) -> KubeflowConfig:
+    """Reads a JSON Kubeflow config, or returns the defaults when `path` is None.
+
+    Raises:
+      KubeflowConfigError: the file is missing, not JSON, or invalid.
+    """
+    if path is None:
+        return KubeflowConfig()
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise KubeflowConfigError(f"kubeflow config file {path} does not exist")
+    try:
+        values = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise KubeflowConfigError(f"kubeflow config file {path}: not valid JSON ({err})") from err
+    if not isinstance(values, dict):
+        raise KubeflowConfigError(f"kubeflow config file {path}: top level must be an object")
+    return kubeflow_config_from_dict(values)

@@ -1,0 +1,256 @@
+"""The online learner: tails the event log, takes small optimiser steps, exports guarded versions.
+
+Loop (`OnlineLearner.run`): read up to `max_events_per_update` new events from the log; apply
+them to the tables (`online.online_tables`: new users and items, seen items, histories,
+popularity) and run a few Adagrad steps on them plus replayed recent interactions
+(`online.optimizer`); once `export_every_events` events are pending, or `export_interval_s`
+after the first pending one, evaluate the guard (`online.guard`) and, if it passes, write a
+checkpoint (`online.checkpoint`) and publish a new version under the serving directory
+(`online.serving_module`, atomically, numbered as the Pusher numbers versions). A blocked
+update is undone (its weight changes; the table facts stay) and nothing is exported.
+
+Start: the base is the pipeline's trained networks and Transform graph plus the newest spans.
+The learner resumes from its latest checkpoint when that was made from the same base and no
+foreign version was published since; otherwise it starts from the base and applies the events
+after the newest span's range (`online.span_roller.rolled_end_seq`). A rollback copy
+(`online.rollback`) makes it continue from its checkpoint of the restored version (or the base)
+without re-applying the events in between. A version published by someone else (a pipeline
+push) ends `run` with the reason "superseded": restart the learner on the new base.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from online import base_data, checkpoint, guard, networks, online_tables, optimizer, profiles, rollback, span_roller
+from online.config import LearnerConfig
+from online.event_log import LogReader
+from online.serving_module import OnlineServingModel, embed_users, request_vocabularies
+from pipeline.config import TrainerConfig
+from trainer import export, inputs, tables
+from trainer import features as F
+from trainer.serving_model import ServingOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerPaths:
+    """Where the learner reads and writes."""
+
+    log_dir: str
+    data_root: str
+    serving_model_dir: str
+    state_dir: str
+    trained_dir: str
+    transform_dir: str
+
+
+def _newest_profiles(raw: Dict[str, np.ndarray]) -> Dict[str, profiles.UserProfile]:
+    order = np.argsort(raw[F.TIMESTAMP], kind="stable")
+    return {str(raw[F.USER_ID][i]): (int(raw[F.USER_AGE][i]), str(raw[F.USER_GENDER][i]), str(raw[F.USER_OCCUPATION][i]))
+            for i in order}
+
+
+class OnlineLearner:
+    """See the module docstring. Call `start` once, then `run` (or `step`/`export` in tests).
+
+    Args:
+      paths: folders and base artifacts.
+      config: the learner settings.
+      trainer: the Trainer's hyperparameters (loss options).
+      options: serving options of the exported versions.
+      model_name: when set, TF Serving warmup requests are written for this model name.
+      clock: Unix time source.
+    """
+
+    def __init__(self, paths: LearnerPaths, config: LearnerConfig, trainer: TrainerConfig = TrainerConfig(),
+                 options: ServingOptions = ServingOptions(), model_name: Optional[str] = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.paths, self.config, self.trainer, self.options = paths, config, trainer, options
+        self.model_name, self.clock = model_name, clock
+        self.offset = 0
+        self.pending = 0
+        self.pending_since: Optional[float] = None
+        self.exported: list = []
+        self.blocked = 0
+
+    # ---- start ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Loads the base, builds the grown networks, tables and guard, and resumes if possible."""
+        started = time.time()
+        cfg, paths = self.config, self.paths
+        tft_output = tft.TFTransformOutput(paths.transform_dir)
+        self.layer = tft_output.transform_features_layer()
+        vocab = inputs.vocabularies(tft_output)
+        trained = export.load_trained(paths.trained_dir)
+        extra = {F.USER_ID_XF: cfg.reserve_users, F.ITEM_ID_XF: cfg.reserve_items, F.USER_HISTORY: cfg.reserve_items}
+        self.query = networks.with_reserved_rows(trained.query_tower, extra)
+        self.candidate = networks.with_reserved_rows(trained.candidate_tower, extra)
+        self.ranking = networks.with_reserved_rows(trained.ranking_model, extra)
+        spans = profiles.span_numbers(paths.data_root)[-cfg.span_window:]
+        base = base_data.load(paths.data_root, spans, self.layer)
+        catalog_features = tables.transform_catalog(base.catalog, tft_output)
+        serving = tables.build_tables([base.train], tft_output, base.catalog, catalog_features)
+        self.tables = online_tables.OnlineTables(serving, base.train, _newest_profiles(base.train_raw), self.layer,
+                                                 (vocab.users, vocab.items), (cfg.reserve_users, cfg.reserve_items))
+        self.optimizer = optimizer.OnlineOptimizer(self.query, self.candidate, self.trainer, cfg.learning_rate,
+                                                   vocab.items + cfg.reserve_items)
+        self.replay = optimizer.ReplayBuffer({n: base.train[n] for n in self.optimizer.specs}, cfg.replay_size, cfg.seed)
+        self.module = OnlineServingModel(self.query, self.ranking, request_vocabularies(tft_output), self.layer,
+                                         serving, self.options)
+        self.guard = guard.Guard(base.eval_raw[F.USER_ID], base.eval_raw[F.ITEM_ID], self.tables.user_row,
+                                 self.tables.item_row, self.tables.seen, cfg.guard_k, cfg.guard_max_drop,
+                                 cfg.guard_users, cfg.seed)
+        self.guard.set_reference(*self._embeddings(serving), self.tables.seen)
+        self.base_id = f"{os.path.abspath(paths.trained_dir)}|{os.path.abspath(paths.transform_dir)}|spans={spans}"
+        self._base_state = (self.optimizer.snapshot(), self.tables.clone())
+        self._resume(span_roller.rolled_end_seq(paths.log_dir, spans))
+        self._snapshot = self.optimizer.snapshot()
+        self.reader = LogReader(paths.log_dir)
+        guard_note = "no eval data: guard disabled" if self.guard.empty else f"guard slice {len(self.guard.rows)} users, reference recall@{cfg.guard_k} {self.guard.reference:.4f}"
+        print(f"[learn] started in {time.time() - started:.1f}s from spans {spans}: {len(self.tables.user_keys)} users, "
+              f"{len(self.tables.item_keys)} items; events from seq {self.offset}; {guard_note}", flush=True)
+
+    def _objects(self) -> Dict[str, tf.Module]:
+        return {"query": self.query, "candidate": self.candidate, "optimizer": self.optimizer.optimizer}
+
+    def _embeddings(self, serving):
+        users = embed_users(self.query, serving.user_features, self.options.context_timestamp)
+        return users, tables.embed_catalog(self.candidate, serving.item_features)
+
+    def _restore(self, version: Optional[int]) -> None:
+        """Loads the checkpoint of `version`, or the base state when None."""
+        if version is None:
+            self.optimizer.restore(self._base_state[0])
+            self.tables = self._base_state[1].clone()
+        else:
+            self.tables, _ = checkpoint.restore(self.paths.state_dir, version, self._objects(), self.layer)
+
+    def _resume(self, spans_end: int) -> None:
+        state_dir, serving_dir = self.paths.state_dir, self.paths.serving_model_dir
+        latest = checkpoint.latest(state_dir)
+        self.own_versions = checkpoint.versions(state_dir)
+        newest = (rollback.published_versions(serving_dir) or [None])[-1]
+        self.known_newest = newest
+        if latest is None or latest["base_id"] != self.base_id:
+            self.offset = spans_end
+            return
+        if newest is None or newest <= latest["version"]:
+            self._restore(latest["version"])
+            self.offset = latest["applied_seq"]
+            return
+        marker = rollback.latest_rollback(serving_dir)
+        if marker and marker["published"] == newest:
+            self._adopt_rollback(marker, latest["applied_seq"])
+        else:
+            self.offset = spans_end  # a foreign version: start over from the base
+
+    def _adopt_rollback(self, marker: Dict, offset: int) -> None:
+        restored = marker["restored"]
+        kept = checkpoint.find(self.paths.state_dir, restored)
+        usable = kept is not None and kept["base_id"] == self.base_id
+        self._restore(restored if usable else None)
+        self.offset = offset
+        self.known_newest = marker["published"]
+        self.own_versions.add(marker["published"])
+        checkpoint.save(self.paths.state_dir, marker["published"], self._meta(), self._objects(), self.tables,
+                        self.config.keep_checkpoints)
+        self._snapshot = self.optimizer.snapshot()
+        self.pending, self.pending_since = 0, None
+        print(f"[learn] rollback to version {restored} seen (published as {marker['published']}): continuing from "
+              f"{'its checkpoint' if usable else 'the base model'}, events before seq {offset} not re-applied", flush=True)
+
+    def _meta(self) -> Dict:
+        return {"applied_seq": self.offset, "base_id": self.base_id, "time": self.clock()}
+
+    # ---- loop ----------------------------------------------------------------------------
+    def _foreign_version(self) -> Optional[str]:
+        """Reacts to versions published by others; returns "superseded" when the learner must stop."""
+        newest = (rollback.published_versions(self.paths.serving_model_dir) or [None])[-1]
+        if newest is None or newest in self.own_versions or (self.known_newest is not None and newest <= self.known_newest):
+            return None
+        marker = rollback.latest_rollback(self.paths.serving_model_dir)
+        if marker and marker["published"] == newest:
+            self._adopt_rollback(marker, self.offset)
+            return None
+        print(f"[learn] version {newest} was published by someone else (a new pipeline model?): stopping; "
+              "restart the learner to continue from the new base", flush=True)
+        return "superseded"
+
+    def step(self) -> int:
+        """Reads and applies one round of new events; exports when due. Returns events applied."""
+        cfg = self.config
+        events = self.reader.read(max_records=cfg.max_events_per_update, start_seq=self.offset)
+        if events:
+            rows = self.tables.apply([e.event for e in events])
+            replay_rows = min(cfg.replay_batch, int(np.ceil(cfg.replay_ratio * len(events))))
+            self.optimizer.fit(rows, self.replay, cfg.steps_per_update, replay_rows, self.tables.item_probabilities())
+            self.replay.add({n: rows[n] for n in self.optimizer.specs})
+            self.offset = events[-1].seq + 1
+            self.pending += len(events)
+            self.pending_since = self.pending_since or self.clock()
+        due = self.pending and (self.pending >= cfg.export_every_events
+                                or self.clock() - self.pending_since >= cfg.export_interval_s)
+        if due:
+            self.export()
+        return len(events)
+
+    def export(self) -> Optional[int]:
+        """Guards and publishes the pending updates; returns the new version or None if blocked."""
+        started = time.time()
+        serving = self.tables.serving_tables()
+        users, candidates = self._embeddings(serving)
+        verdict = self.guard.check(users, candidates, self.tables.seen)
+        count, self.pending, self.pending_since = self.pending, 0, None
+        if not verdict.passed:
+            self.optimizer.restore(self._snapshot)
+            self.blocked += 1
+            print(f"[learn] {verdict.describe(self.config.guard_k)}: {count} events not exported "
+                  f"(log offset {self.offset}), weights restored", flush=True)
+            return None
+        version = rollback.next_version(self.paths.serving_model_dir, self.clock())
+        self.own_versions.add(version)
+        checkpoint.save(self.paths.state_dir, version, self._meta(), self._objects(), self.tables, self.config.keep_checkpoints)
+        self.module.update(serving, users, candidates)
+        export.export_serving(self.module, os.path.join(self.paths.serving_model_dir, str(version)),
+                              finalize=self._warmup(serving))
+        self.known_newest = version
+        self._snapshot = self.optimizer.snapshot()
+        self.exported.append(version)
+        print(f"[learn] version {version}: {count} new events (log offset {self.offset}), "
+              f"{verdict.describe(self.config.guard_k)}, exported in {time.time() - started:.1f}s", flush=True)
+        return version
+
+    def _warmup(self, serving) -> Optional[Callable[[str], None]]:
+        if not self.model_name:
+            return None
+        from serving import warmup
+
+        users = [u.decode() for u in serving.user_keys[:8]] + ["unknown-user"]
+        return lambda tmp_dir: warmup.write_warmup_requests(tmp_dir, self.model_name, users)
+
+    def run(self, max_seconds: Optional[float] = None, max_exports: Optional[int] = None,
+            should_stop: Callable[[], bool] = lambda: False) -> str:
+        """Runs the loop until a limit, `should_stop()`, or a foreign version.
+
+        Returns:
+          Why it stopped: "time", "exports", "stopped" or "superseded".
+        """
+        end = None if max_seconds is None else time.monotonic() + max_seconds
+        while True:
+            if should_stop():
+                return "stopped"
+            if end is not None and time.monotonic() >= end:
+                return "time"
+            if max_exports is not None and len(self.exported) >= max_exports:
+                return "exports"
+            if self._foreign_version() == "superseded":
+                return "superseded"
+            if not self.step():
+                time.sleep(self.config.poll_interval_s)

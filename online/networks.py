@@ -1,0 +1,101 @@
+"""Network surgery for online learning: reserved embedding rows for new ids, frozen wrappers.
+
+Growth rule. The Transform vocabularies fix the id embedding tables; an id outside them maps to
+the single OOV row. The online learner therefore rebuilds each network with extra rows after
+the vocabulary (`with_reserved_rows`): ``reserve_users`` rows for user ids and
+``reserve_items`` rows for item ids (in every table indexed by item: the candidate tower's id
+embedding and the query tower's history bag). The k-th new id seen online gets row
+``vocabulary size + OOV buckets + k``; new rows start as a copy of the OOV row, so a new id
+starts out exactly like an unknown one and moves away from it as its events are learned.
+Once a reserve is used up, further new ids keep the OOV row (they are learned by the next
+pipeline run, whose Transform puts them into the vocabulary).
+
+`FrozenNetwork` exposes a Keras network to a `tf.Module` as variables plus a call function,
+without the Keras object itself, so a SavedModel holding it is written and loaded in about a
+second instead of re-serialising every Keras layer.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import features as F
+
+keras = tf.keras
+
+
+def item_indexed_inputs() -> Dict[str, int]:
+    """Inputs holding item indices, and the shift of their values (history tokens are + 1)."""
+    return {F.ITEM_ID_XF: 0, F.USER_HISTORY: 1}
+
+
+class FrozenNetwork(tf.Module):
+    """A Keras network seen as its variables and a function (see the module docstring).
+
+    Args:
+      model: the functional network; it keeps training in place, and the wrapper always
+        computes with its current weights.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__(name=f"frozen_{model.name}")
+        self.network_variables = list(model.variables)
+        self.input_names: List[str] = list(model.input_names)
+        # A closure, not an attribute holding the model: the Keras object is neither tracked nor saved.
+        self._forward = lambda features: model(features, training=False)
+
+    def __call__(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The network's output on `inputs` (inference mode whatever `training` says)."""
+        return self._forward({name: inputs[name] for name in self.input_names})
+
+
+def embedding_input(layer: keras.layers.Layer) -> Optional[str]:
+    """Name of the model input an Embedding layer reads directly, or None."""
+    if not isinstance(layer, keras.layers.Embedding):
+        return None
+    inbound = tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)  # noqa: SLF001 - Keras graph
+    if len(inbound) == 1 and isinstance(inbound[0], keras.layers.InputLayer):
+        return inbound[0].name
+    return None
+
+
+def id_rows(model: keras.Model) -> Dict[str, int]:
+    """Input name -> rows of the embedding table it feeds, for every directly embedded input."""
+    return {name: layer.input_dim for layer in model.layers if (name := embedding_input(layer))}
+
+
+def with_reserved_rows(model: keras.Model, extra_rows: Mapping[str, int]) -> keras.Model:
+    """A network like `model` whose embeddings of the given inputs have extra rows.
+
+    Only the grown Embedding layers are new; every other layer is shared with `model` (so layers
+    revived from a SavedModel, whose classes cannot be rebuilt from their config, work too).
+
+    Args:
+      model: a functional network (it should not be trained on afterwards).
+      extra_rows: input name -> rows appended to the embedding table that input feeds
+        (inputs the model lacks are ignored).
+
+    Returns:
+      The new network; each new row is a copy of the old last (OOV) row.
+    """
+    grown = {layer.name: extra_rows[name] for layer in model.layers
+             if (name := embedding_input(layer)) in extra_rows and extra_rows[name] > 0}
+    tables = {}
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer.name not in grown:
+            return layer
+        config = layer.get_config()
+        config["input_dim"] = layer.input_dim + grown[layer.name]
+        (table,) = layer.get_weights()
+        tables[layer.name] = np.concatenate([table, np.repeat(table[-1:], grown[layer.name], axis=0)])
+        return keras.layers.Embedding.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in copy.layers:
+        if layer.name in tables:
+            layer.set_weights([tables[layer.name]])
+    return copy

@@ -1,0 +1,81 @@
+"""Locating the learner's base through ML Metadata lineage."""
+
+from __future__ import annotations
+
+import pytest
+
+from online import artifacts
+
+
+def _store(path):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return metadata_store.MetadataStore(config)
+
+
+def _run(store, types, name, inputs, outputs):
+    """Records an execution of `name` with input and output artifacts (type name, uri, props)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    execution = metadata_store_pb2.Execution(type_id=types[name])
+    made = []
+    pairs = []
+    for kind, artifacts_ in ((metadata_store_pb2.Event.INPUT, inputs), (metadata_store_pb2.Event.OUTPUT, outputs)):
+        for artifact in artifacts_:
+            if isinstance(artifact, int):
+                (ref,) = store.get_artifacts_by_id([artifact])
+            else:
+                type_name, uri, props = artifact
+                ref = metadata_store_pb2.Artifact(type_id=types[type_name], uri=uri)
+                for key, value in props.items():
+                    if isinstance(value, int):
+                        ref.custom_properties[key].int_value = value
+                    else:
+                        ref.custom_properties[key].string_value = value
+                [ref.id] = store.put_artifacts([ref])
+                made.append(ref.id)
+            pairs.append((ref, metadata_store_pb2.Event(type=kind)))
+    store.put_execution(execution, pairs, [])
+    return made
+
+
+@pytest.fixture
+def lineage(tmp_path):
+    from ml_metadata.proto import metadata_store_pb2
+
+    path = str(tmp_path / "metadata.sqlite")
+    store = _store(path)
+    types = {n: store.put_artifact_type(metadata_store_pb2.ArtifactType(name=n))
+             for n in ("Model", "TransformGraph", "PushedModel", "Examples")}
+    types.update({n: store.put_execution_type(metadata_store_pb2.ExecutionType(name=n))
+                  for n in ("Transform", "Trainer", "BuildServingModel", "Pusher")})
+    return path, store, types
+
+
+def _pipeline_run(store, types, tag, pushed):
+    (graph,) = _run(store, types, "Transform", [], [("TransformGraph", f"/p/transform/{tag}", {})])
+    (model,) = _run(store, types, "Trainer", [graph], [("Model", f"/p/trainer/{tag}", {})])
+    (examples,) = _run(store, types, "Transform", [], [("Examples", f"/p/examples/{tag}", {})])
+    (serving,) = _run(store, types, "BuildServingModel", [model, graph, examples], [("Model", f"/p/build/{tag}", {})])
+    _run(store, types, "Pusher", [serving], [("PushedModel", f"/p/push/{tag}", {"pushed": int(pushed), "pushed_version": f"v{tag}"})])
+
+
+def test_finds_the_networks_behind_the_newest_push(lineage):
+    path, store, types = lineage
+    _pipeline_run(store, types, "1", pushed=True)
+    _pipeline_run(store, types, "2", pushed=True)
+    _pipeline_run(store, types, "3", pushed=False)  # not blessed: not pushed
+    base = artifacts.locate_base(path)
+    assert base == artifacts.BaseArtifacts("/p/trainer/2/Format-Serving", "/p/transform/2", "v2")
+
+
+def test_clear_errors_without_a_push(lineage, tmp_path):
+    path, store, types = lineage
+    with pytest.raises(artifacts.BaseNotFoundError, match="no model was pushed"):
+        artifacts.locate_base(path)
+    with pytest.raises(artifacts.BaseNotFoundError, match="run the pipeline first"):
+        artifacts.locate_base(str(tmp_path / "missing.sqlite"))

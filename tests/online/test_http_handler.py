@@ -1,0 +1,59 @@
+"""`POST /v1/events` handler: statuses, error bodies naming the bad field, durability, retries."""
+
+from __future__ import annotations
+
+import json
+
+from online.config import EventLogConfig
+from online.event_log import EventLog, LogReader
+from online.http_handler import EventsHandler
+from trainer import features as F
+
+
+def _body(*events):
+    return json.dumps({"events": list(events)}).encode()
+
+
+def _event(event_id, **extra):
+    return {"event_id": event_id, F.USER_ID: "u1", F.ITEM_ID: "i1", F.RATING: 4.0, F.TIMESTAMP: 1_600_000_000, **extra}
+
+
+def test_acknowledges_after_append_and_retries_are_duplicates(tmp_path):
+    handler = EventsHandler(EventLog(str(tmp_path)), clock=lambda: 1_700_000_000.0)
+    status, reply = handler.handle(_body(_event("a"), _event("b")))
+    assert status == 200 and (reply["appended"], reply["duplicates"]) == (2, 0)
+    assert [(r["event_id"], r["seq"], r["status"]) for r in reply["results"]] == [("a", 0, "appended"), ("b", 1, "appended")]
+    status, reply = handler.handle(_body(_event("b"), _event("c")))
+    assert status == 200 and [(r["seq"], r["status"]) for r in reply["results"]] == [(1, "duplicate"), (2, "appended")]
+    assert [e.event.event_id for e in LogReader(str(tmp_path)).read()] == ["a", "b", "c"]
+
+
+def test_a_bad_event_refuses_the_batch_and_names_index_and_field(tmp_path):
+    handler = EventsHandler(EventLog(str(tmp_path)))
+    handler.handle(_body(_event("kept")))
+    status, reply = handler.handle(_body(_event("x"), _event("y", rating=11)))
+    assert status == 400
+    assert reply["problems"] == [{"index": 1, "field": F.RATING, "message": reply["problems"][0]["message"]}]
+    assert "event 1" in reply["error"] and "'rating'" in reply["error"]
+    assert [e.event.event_id for e in LogReader(str(tmp_path)).read()] == ["kept"], "nothing of the bad batch is stored"
+
+
+def test_non_json_and_oversized_bodies(tmp_path):
+    handler = EventsHandler(EventLog(str(tmp_path)), EventLogConfig(max_body_bytes=1024))
+    status, reply = handler.handle(b"{not json")
+    assert status == 400 and "not valid UTF-8 JSON" in reply["error"]
+    assert handler.handle(b"\xff\xfe")[0] == 400
+    status, reply = handler.handle(b" " * 2000)
+    assert status == 413 and "exceeds" in reply["error"]
+
+
+def test_a_failing_log_acknowledges_nothing(tmp_path, monkeypatch):
+    log = EventLog(str(tmp_path))
+    handler = EventsHandler(log)
+
+    def broken_fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("online.event_log.os.fsync", broken_fsync)
+    status, reply = handler.handle(_body(_event("lost")))
+    assert status == 503 and "nothing was acknowledged" in reply["error"]

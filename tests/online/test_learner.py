@@ -1,0 +1,157 @@
+"""The online learner on the tiny two-group world: freshness effects, guard, restarts, rollback."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from online import rollback
+from online.config import LearnerConfig
+from online.event_log import EventLog
+from online.events import Event
+from tests.online.conftest import K
+from tests.trainer import tiny_data
+from trainer import features as F
+
+
+def _learner(workspace, tiny_base, **overrides):
+    from online.learner import LearnerPaths, OnlineLearner
+    from pipeline.config import TrainerConfig
+    from trainer.serving_model import ServingOptions
+
+    values = dict(export_every_events=1000, export_interval_s=3600.0, reserve_users=20, reserve_items=10,
+                  steps_per_update=4, replay_batch=64, learning_rate=0.1, guard_users=100, guard_k=K,
+                  poll_interval_s=0.05, max_events_per_update=64)
+    values.update(overrides)
+    paths = LearnerPaths(str(workspace / "log"), str(workspace / "data"), str(workspace / "serving"),
+                         str(workspace / "state"), tiny_base.trained_dir, tiny_base.transform_dir)
+    learner = OnlineLearner(paths, LearnerConfig(**values), TrainerConfig(), ServingOptions(top_k=K, candidates_to_rank=10))
+    learner.start()
+    return learner
+
+
+def _append(workspace, events):
+    EventLog(str(workspace / "log")).append(events, time.time())
+
+
+def _event(n, user, item, rating=5.0, **side):
+    return Event(f"t{n}-{user}-{item}", user, item, "rating", rating, 2_000_000 + n, tuple(side.items()))
+
+
+def _load(workspace, version):
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(workspace / "serving" / str(version)))
+
+
+def _recs(model, users):
+    import tensorflow as tf
+
+    out = model.signatures[F.SERVING_SIGNATURE](user_id=tf.constant(users))[F.SERVING_OUTPUT_ITEMS].numpy()
+    return [[i.decode() for i in row] for row in out]
+
+
+def _weights(learner):
+    return [v.numpy().copy() for v in learner.optimizer.variables]
+
+
+def test_events_reach_the_exported_version(workspace, tiny_base):
+    learner = _learner(workspace, tiny_base)
+    first = learner.export()
+    before = _recs(_load(workspace, first), ["ua1"])[0]
+    new_item = {F.ITEM_TITLE: "The A Story new (2000)", F.ITEM_GENRES: tiny_data.GENRES["a"], F.ITEM_YEAR: 2000}
+    events = [_event(n, f"ua{n}", "a-new", **new_item) for n in range(2, 10)]
+    events.append(_event(20, "ua1", before[0]))  # ua1 consumes its top item
+    events += [_event(30 + i, "ua-new", f"a{i}", **{F.USER_AGE: 25, F.USER_GENDER: "F", F.USER_OCCUPATION: "writer"})
+               for i in range(3)]
+    _append(workspace, events)
+    while learner.step():
+        pass
+    second = learner.export()
+    assert second > first
+    served = _load(workspace, second)
+    import tensorflow as tf
+
+    titles = served.signatures["lookup_items"](item_id=tf.constant(["a-new"]))[F.ITEM_TITLE].numpy()
+    assert titles[0].decode() == new_item[F.ITEM_TITLE], "the new item joined the catalog"
+    ua1, newcomer, *others = _recs(served, ["ua1", "ua-new"] + [f"ua{n}" for n in range(10, 20)])
+    assert before[0] not in ua1, "a consumed item leaves the user's list"
+    assert any("a-new" in recs for recs in others), "the new item is recommended to users who have not seen it"
+    popular = _recs(served, ["nobody-at-all"])[0]
+    assert newcomer != popular and sum(item.startswith("a") for item in newcomer) >= 3, newcomer
+    assert not {"a0", "a1", "a2"} & set(newcomer)
+    assert learner.tables.user_features[F.USER_ID_XF].values[learner.tables.user_row["ua-new"]] >= learner.tables.next_index[F.USER_ID_XF] - 1
+
+
+def test_guard_blocks_a_harmful_update_and_restores_the_weights(workspace, tiny_base):
+    learner = _learner(workspace, tiny_base, learning_rate=50.0, steps_per_update=20, guard_max_drop=0.05)
+    kept = _weights(learner)
+    _append(workspace, [_event(n, f"u{'ab'[n % 2]}{n % 20}", f"{'ba'[n % 2]}{n % 10}", 1.0) for n in range(60)])
+    while learner.step():
+        pass
+    assert learner.export() is None and learner.blocked == 1
+    assert rollback.published_versions(str(workspace / "serving")) == []
+    for old, new in zip(kept, _weights(learner)):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_a_restarted_learner_applies_each_event_once(workspace, tiny_base):
+    learner = _learner(workspace, tiny_base, export_every_events=10, max_events_per_update=10)
+    _append(workspace, [_event(n, "ub3", f"a{n % 10}") for n in range(15)])
+    learner.step()  # events 0-9, exported
+    learner.step()  # events 10-14, applied but not exported
+    (version,) = learner.exported
+    assert learner.offset == 15 and learner.pending == 5
+    at_export = learner._snapshot
+    restarted = _learner(workspace, tiny_base, export_every_events=10, max_events_per_update=10)
+    assert restarted.offset == 10 and restarted.tables.events_applied == 10
+    for old, new in zip(at_export, restarted.optimizer.snapshot()):
+        np.testing.assert_array_equal(old, new)
+    assert restarted.step() == 5 and restarted.tables.events_applied == 15
+    row = restarted.tables.user_row["ub3"]
+    assert {restarted.tables.item_keys[r] for r in restarted.tables.seen[row]} >= {f"a{i}" for i in range(10)}
+    base_counts = learner._base_state[1].counts.values
+    assert restarted.tables.counts.values[restarted.tables.item_row["a0"]] == base_counts[learner.tables.item_row["a0"]] + 2
+    assert restarted.exported == [] and version in restarted.own_versions
+
+
+def test_rollback_republishes_and_the_learner_continues_from_the_restored_state(workspace, tiny_base):
+    learner = _learner(workspace, tiny_base, export_every_events=5, max_events_per_update=5)
+    _append(workspace, [_event(n, "ub4", f"b{n}") for n in range(5)])
+    learner.step()
+    v1, weights_v1 = learner.exported[-1], learner._snapshot
+    _append(workspace, [_event(n, "ub5", f"b{n}") for n in range(5, 10)])
+    learner.step()
+    assert len(learner.exported) == 2
+    v2 = learner.exported[-1]
+    copy = rollback.rollback(str(workspace / "serving"), v1, time.time())
+    assert copy > v2 and rollback.published_versions(str(workspace / "serving")) == [v1, v2, copy]
+    assert sorted(os.listdir(workspace / "serving" / str(copy))) == sorted(os.listdir(workspace / "serving" / str(v1)))
+    assert learner.run(max_seconds=5, should_stop=lambda: learner.known_newest == copy) == "stopped"
+    for old, new in zip(weights_v1, learner.optimizer.snapshot()):
+        np.testing.assert_array_equal(old, new)
+    assert learner.tables.counts.values[learner.tables.item_row["b9"]] == learner._base_state[1].counts.values[learner.tables.item_row["b9"]]
+    _append(workspace, [_event(n, "ub6", f"b{n % 10}") for n in range(10, 15)])
+    learner.step()
+    assert learner.exported[-1] > copy and learner.offset == 15
+
+
+def test_a_version_published_by_someone_else_stops_the_learner(workspace, tiny_base):
+    learner = _learner(workspace, tiny_base)
+    os.makedirs(workspace / "serving" / str(int(time.time()) + 10**6))
+    assert learner.run(max_seconds=30) == "superseded"
+
+
+def test_rollback_refuses_unknown_and_current_versions(tmp_path):
+    for version in (5, 9):
+        os.makedirs(tmp_path / str(version))
+    with pytest.raises(ValueError, match="published: \\[5, 9\\]"):
+        rollback.rollback(str(tmp_path), 7, 100.0)
+    with pytest.raises(ValueError, match="already the newest"):
+        rollback.rollback(str(tmp_path), 9, 100.0)
+    assert rollback.rollback(str(tmp_path), 5, 100.0) == 100
+    assert rollback.rollback(str(tmp_path), 9, 50.0) == 101
+    assert [r["restored"] for r in rollback.rollbacks(str(tmp_path))] == [5, 9]
