@@ -1,6 +1,6 @@
 """Runs the pipeline locally: prepares the data, runs the DAG with stage progress, summarises.
 
-Used by `recsys run` and by `pipeline/local_runner.py` (the file the `tfx` CLI runs).
+Used by `recsys run` and by `local_runner.py` (the file the `tfx` CLI runs).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Runner file for TFX's own CLI (local engine):
 
-    tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
+    tfx pipeline create --engine local --pipeline_path local_runner.py
     tfx run create --engine local --pipeline_name recsys
 
 Paths come from RECSYS_OUTPUT (default ./output), the optional config from RECSYS_CONFIG and the
