@@ -128,7 +128,9 @@ class _Process:
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
             self._log.write(line)
-            if line.startswith(("[learn] started", "[learn] guard", "serving ")) or "BLOCKED" in line:
+            if line.startswith("[learn] started") or "BLOCKED" in line:
+                print(line.rstrip(), flush=True)
+            elif line.startswith("serving "):
                 print(f"{prefix} {line.rstrip()}", flush=True)
 
     def wait_for(self, predicate, timeout_s: float, what: str) -> str:
@@ -310,8 +312,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     base_rows, stream_rows = train_rows[:cut], train_rows[cut:]
     for name, rows in (("base", base_rows), ("full", train_rows)):
         _write_span(os.path.join(paths[name], "data"), rows, eval_rows, str(catalog_path(paths["generated"])))
-    trainer = TrainerConfig(ranking_epochs=1)
-    options = ServingOptions(top_k=trainer.top_k, candidates_to_rank=trainer.candidates_to_rank)
+    trainer = TrainerConfig()  # the pipeline's defaults; every model is served as the pipeline serves it
+    options = ServingOptions(top_k=trainer.top_k, candidates_to_rank=trainer.candidates_to_rank,
+                             ranking_weight=trainer.ranking_weight)
     print(f"[bench] base model: Transform + training on {len(base_rows)} interactions; {len(stream_rows)} to stream", flush=True)
     _analyse_and_train(os.path.join(paths["base"], "data"), paths["base"], trainer)
     _export_serving_model(os.path.join(paths["base"], "data"), paths["base"], os.path.join(paths["serving"], "1"), options)

@@ -78,17 +78,17 @@ def component_table(sizes: List[Dict]) -> str:
     """Rows: components; columns: wall seconds and peak GB at each size ('-': not run, or too
     short for a memory sample)."""
     names = list(sizes[0]["components"])
-    header = f"{'component':<30}" + "".join(f"{s['interactions']:,} interactions".rjust(21) for s in sizes)
-    lines = [header, f"{'':<30}" + "".join(f"{'wall s':>10}{'peak GB':>11}" for _ in sizes)]
+    header = f"{'component':<30}" + "".join(f"{s['interactions']:,} interactions".rjust(24) for s in sizes)
+    lines = [header, f"{'':<30}" + "".join(f"{'wall s':>12}{'peak GB':>12}" for _ in sizes)]
     for name in names:
         cells = ""
         for s in sizes:
             c = s["components"].get(name)
             if c is None:
-                cells += f"{'-':>10}{'-':>11}"
+                cells += f"{'-':>12}{'-':>12}"
             else:
-                peak = f"{c['peak_gb']:>11.2f}" if c["peak_gb"] > 0 else f"{'-':>11}"
-                cells += f"{c['wall_s']:>10.1f}{peak}"
+                peak = f"{c['peak_gb']:>12.2f}" if c["peak_gb"] > 0 else f"{'-':>12}"
+                cells += f"{c['wall_s']:>12.1f}{peak}"
         lines.append(f"{name:<30}{cells}")
     return "\n".join(lines)
 
@@ -135,6 +135,7 @@ def predict_wall(sizes: List[Dict], n: int) -> Optional[float]:
 def plot(sizes: List[Dict], path: pathlib.Path) -> None:
     """Peak memory per component against data size, and the memory timeline of each run."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -144,8 +145,9 @@ def plot(sizes: List[Dict], path: pathlib.Path) -> None:
     xs = [s["interactions"] for s in complete]
     curve.plot(xs, [s["peak_gb"] for s in complete], "o-k", linewidth=2.5, label="whole run")
     for name in complete[0]["components"] if complete else []:
-        ys = [s["components"].get(name, {}).get("peak_gb", float("nan")) for s in complete]
-        if max(ys) > 0.3:
+        # 0: the component was shorter than the sampling interval, so no sample fell inside.
+        ys = [s["components"].get(name, {}).get("peak_gb") or float("nan") for s in complete]
+        if np.nanmax(ys) > 0.3:
             curve.plot(xs, ys, "o--", label=name)
     for s in sizes:
         if not s["complete"]:
@@ -171,7 +173,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/recsys-scale", help="scratch folder for the runs")
     parser.add_argument("--report-dir", default="benchmarks/results")
     parser.add_argument("--beam-workers", type=int, default=1)
-    parser.add_argument("--throughput-rounds", type=int, default=3)
+    parser.add_argument("--throughput-rounds", type=int, default=5)
     args = parser.parse_args()
     work, report = pathlib.Path(args.work), pathlib.Path(args.report_dir)
     work.mkdir(parents=True, exist_ok=True)

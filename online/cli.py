@@ -122,7 +122,8 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     trainer = pipeline_cfg.trainer
     options = ServingOptions(top_k=trainer.top_k, candidates_to_rank=trainer.candidates_to_rank,
                              ranking_weight=trainer.ranking_weight)
-    learner = OnlineLearner(paths, online_config.load(args.config).learner, trainer, options, args.model_name)
+    learner = OnlineLearner(paths, online_config.load(args.config).learner, trainer, options, args.model_name,
+                            span_window=pipeline_cfg.span_window)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -176,7 +177,7 @@ def register(subparsers: Any) -> None:
 
     learn = subparsers.add_parser("learn", help="run the online learner (tails the log, exports new versions)")
     _common(learn)
-    learn.add_argument("--pipeline-config", help="the pipeline's JSON config (trainer and serving settings)")
+    learn.add_argument("--pipeline-config", help="the pipeline's JSON config (trainer, serving and span window settings)")
     learn.add_argument("--trained-dir", help="the Trainer's networks (default: found in the metadata store)")
     learn.add_argument("--transform-dir", help="the Transform graph (default: found in the metadata store)")
     for flag, name in (("--log", "events"), ("--data", "data"), ("--serving-model-dir", "serving_model"),

@@ -88,7 +88,6 @@ class LearnerConfig:
       guard_max_drop: an update whose guard recall falls more than this fraction below the
         reference is not exported (and its weight changes are undone).
       keep_checkpoints: learner checkpoints kept (one per exported version).
-      span_window: newest spans read as the learner's base data (as the pipeline's window).
       seed: seed of replay sampling and of the guard's user sample.
     """
 
@@ -107,7 +106,6 @@ class LearnerConfig:
     guard_k: int = 20
     guard_max_drop: float = 0.05
     keep_checkpoints: int = 5
-    span_window: int = 1
     seed: int = 11
 
     def __post_init__(self) -> None:
@@ -116,7 +114,7 @@ class LearnerConfig:
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, f"learner.{name} must be > 0")
         for name in ("export_every_events", "max_events_per_update", "steps_per_update",
-                     "replay_size", "guard_users", "guard_k", "keep_checkpoints", "span_window"):
+                     "replay_size", "guard_users", "guard_k", "keep_checkpoints"):
             _require(getattr(self, name) >= 1, f"learner.{name} must be >= 1")
         for name in ("replay_batch", "reserve_users", "reserve_items"):
             _require(getattr(self, name) >= 0, f"learner.{name} must be >= 0")

@@ -66,13 +66,15 @@ class OnlineLearner:
       trainer: the Trainer's hyperparameters (loss options).
       options: serving options of the exported versions.
       model_name: when set, TF Serving warmup requests are written for this model name.
+      span_window: newest spans read as the base data (the pipeline's `span_window`).
       clock: Unix time source.
     """
 
     def __init__(self, paths: LearnerPaths, config: LearnerConfig, trainer: TrainerConfig = TrainerConfig(),
                  options: ServingOptions = ServingOptions(), model_name: Optional[str] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 span_window: int = 1, clock: Callable[[], float] = time.time) -> None:
         self.paths, self.config, self.trainer, self.options = paths, config, trainer, options
+        self.span_window = span_window
         self.model_name, self.clock = model_name, clock
         self.offset = 0
         self.pending = 0
@@ -93,7 +95,7 @@ class OnlineLearner:
         self.query = networks.with_reserved_rows(trained.query_tower, extra)
         self.candidate = networks.with_reserved_rows(trained.candidate_tower, extra)
         self.ranking = networks.with_reserved_rows(trained.ranking_model, extra)
-        spans = profiles.span_numbers(paths.data_root)[-cfg.span_window:]
+        spans = profiles.span_numbers(paths.data_root)[-self.span_window:]
         base = base_data.load(paths.data_root, spans, self.layer)
         catalog_features = tables.transform_catalog(base.catalog, tft_output)
         serving = tables.build_tables([base.train], tft_output, base.catalog, catalog_features)

@@ -52,6 +52,8 @@ class RetrievalModel(tfrs.Model):
         )
         self._remove_accidental_hits = remove_accidental_hits
         self._cross_replica_negatives = cross_replica_negatives
+        self._temperature = temperature
+        # Kept for callers that use the task (its metrics); compute_loss gives the same loss.
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits
         )
@@ -59,8 +61,9 @@ class RetrievalModel(tfrs.Model):
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Sum over the local queries of the softmax loss against all in-batch candidates.
 
-        Embeddings are cast to float32 so that the logits and the softmax stay in full precision
-        under a mixed-precision policy.
+        The loss equals `self.task`'s (`replica_negatives.in_batch_softmax_loss`, tested against
+        it). Embeddings are cast to float32 so that the logits and the softmax stay in full
+        precision under a mixed-precision policy.
         """
         query = tf.cast(self.query_tower(_select(features, self.query_tower), training=training), tf.float32)
         candidate = tf.cast(
@@ -70,16 +73,14 @@ class RetrievalModel(tfrs.Model):
         probabilities = None
         if self._item_probabilities is not None:
             probabilities = tf.gather(self._item_probabilities, item_ids)
-        if self._cross_replica_negatives:
-            candidate, item_ids, probabilities = replica_negatives.gather_candidates(
-                candidate, [item_ids, probabilities]
-            )
-        return self.task(
+        return replica_negatives.in_batch_softmax_loss(
             query,
             candidate,
-            candidate_sampling_probability=probabilities,
-            candidate_ids=item_ids if self._remove_accidental_hits else None,
-            compute_metrics=False,
+            candidate_ids=item_ids,
+            sampling_probability=probabilities,
+            temperature=self._temperature,
+            remove_accidental_hits=self._remove_accidental_hits,
+            cross_replica=self._cross_replica_negatives,
         )
 
 

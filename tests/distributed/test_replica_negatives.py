@@ -66,23 +66,55 @@ def test_one_distributed_fit_step_equals_the_single_device_step(replica_run):
 def test_gather_is_the_identity_on_one_replica():
     import tensorflow as tf
 
-    from trainer.replica_negatives import gather_candidates
+    from trainer.replica_negatives import gather_across_replicas
 
     candidates = tf.constant([[1.0, 0.0], [0.0, 1.0]])
     ids = tf.constant([3, 4], tf.int64)
-    out = gather_candidates(candidates, [ids, None])
-    assert out[2] is None
-    np.testing.assert_array_equal(out[0].numpy(), candidates.numpy())
-    np.testing.assert_array_equal(out[1].numpy(), ids.numpy())
+    (out, out_ids, missing), offset = gather_across_replicas(candidates, [ids, None])
+    assert missing is None and int(offset) == 0
+    np.testing.assert_array_equal(out.numpy(), candidates.numpy())
+    np.testing.assert_array_equal(out_ids.numpy(), ids.numpy())
 
 
 def test_gather_rejects_misaligned_tensors():
     import tensorflow as tf
 
-    from trainer.replica_negatives import gather_candidates
+    from trainer.replica_negatives import gather_across_replicas
 
     with pytest.raises(ValueError, match="does not match candidates"):
-        gather_candidates(tf.zeros([2, 4]), [tf.zeros([3], tf.int64)])
+        gather_across_replicas(tf.zeros([2, 4]), [tf.zeros([3], tf.int64)])
+
+
+@pytest.mark.parametrize("temperature, logq, hits", [(None, False, False), (0.1, True, True), (0.5, False, True)])
+def test_loss_equals_the_tfrs_retrieval_task(temperature, logq, hits):
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    from trainer.replica_negatives import in_batch_softmax_loss
+
+    rng = np.random.default_rng(3)
+    query = tf.constant(rng.normal(size=(16, 8)), tf.float32)
+    candidates = tf.constant(rng.normal(size=(16, 8)), tf.float32)
+    ids = tf.constant(rng.integers(0, 5, 16))  # repeated items: accidental hits happen
+    probabilities = tf.constant(rng.uniform(0.01, 0.5, 16), tf.float32) if logq else None
+    task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=hits)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([query, candidates])
+        expected = task(query, candidates, candidate_sampling_probability=probabilities,
+                        candidate_ids=ids if hits else None, compute_metrics=False)
+        loss = in_batch_softmax_loss(query, candidates, ids, probabilities, temperature, hits)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    for mine, theirs in zip(tape.gradient(loss, [query, candidates]), tape.gradient(expected, [query, candidates])):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_accidental_hit_removal_needs_ids():
+    import tensorflow as tf
+
+    from trainer.replica_negatives import in_batch_softmax_loss
+
+    with pytest.raises(ValueError, match="needs the candidate ids"):
+        in_batch_softmax_loss(tf.zeros([2, 3]), tf.zeros([2, 3]), remove_accidental_hits=True)
 
 
 def _identity_towers():

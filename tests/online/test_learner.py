@@ -22,9 +22,10 @@ def _learner(workspace, tiny_base, **overrides):
     from pipeline.config import TrainerConfig
     from trainer.serving_model import ServingOptions
 
+    # Mechanics tests: a lenient guard (the guard test sets its own) and a fixed replay of 64 rows.
     values = dict(export_every_events=1000, export_interval_s=3600.0, reserve_users=20, reserve_items=10,
-                  steps_per_update=4, replay_batch=64, learning_rate=0.1, guard_users=100, guard_k=K,
-                  poll_interval_s=0.05, max_events_per_update=64)
+                  steps_per_update=4, replay_ratio=64.0, replay_batch=64, learning_rate=0.1, guard_users=100,
+                  guard_k=K, guard_max_drop=0.5, poll_interval_s=0.05, max_events_per_update=64)
     values.update(overrides)
     paths = LearnerPaths(str(workspace / "log"), str(workspace / "data"), str(workspace / "serving"),
                          str(workspace / "state"), tiny_base.trained_dir, tiny_base.transform_dir)

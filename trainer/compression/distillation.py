@@ -111,13 +111,15 @@ class DistilledRanking(tfrs.Model):
 
 def build_student(vocab: towers.Vocabularies, trainer_cfg: TrainerConfig,
                   cfg: CompressionConfig) -> export.Networks:
-    """Fresh student networks: the project's towers at the student's (smaller) size."""
+    """Fresh student networks: the project's towers at the student's (smaller) size, with the
+    Trainer's ranking regularisation."""
     dim = cfg.student_embedding_dim
     return export.Networks(
         towers.build_query_tower(vocab, dim, cfg.student_tower_layers),
         towers.build_candidate_tower(vocab, dim, cfg.student_tower_layers),
         towers.build_ranking_model(vocab, dim, cfg.student_ranking_layers,
-                                   trainer_cfg.ranking_cross_layers, trainer_cfg.ranking_low_rank),
+                                   trainer_cfg.ranking_cross_layers, trainer_cfg.ranking_low_rank,
+                                   trainer_cfg.ranking_embedding_l2),
     )
 
 
