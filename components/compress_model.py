@@ -79,7 +79,13 @@ def compress_model(
 
     Returns:
       The records, the selection and the report's markdown.
+
+    Raises:
+      ValueError: a budget metric's K is not among the cutoffs (checked before any work).
     """
+    uncut = [m for m in cfg.budget_metrics if m.rsplit("_", 1)[-1].isdigit() and int(m.rsplit("_", 1)[-1]) not in cutoffs]
+    if uncut:
+        raise ValueError(f"budget metrics {uncut} need their K among the cutoffs {list(cutoffs)}")
     full = export.load_trained(trained_dir)
     data = load_training_data(transform_dir, transformed_train_patterns, trainer_cfg, cfg.seed)
     context = ServingContext.load(transform_dir, transformed_train_patterns, catalog_patterns, options)

@@ -27,3 +27,21 @@ def test_from_json_values_gives_tuples_and_overrides():
 def test_bad_values_name_the_field(values, field):
     with pytest.raises(CompressionConfigError, match=field):
         CompressionConfig(**values)
+
+
+def test_json_round_trip_as_the_component_receives_it():
+    import dataclasses
+    import json
+
+    cfg = CompressionConfig(variants=("int8", "distilled"), sparsity_overrides=(("user_id_embedding", 0.5),),
+                            max_eval_users=None)
+    assert from_dict(CompressionConfig, json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+
+
+def test_the_stage_refuses_a_budget_metric_it_would_not_compute(tmp_path):
+    from components.compress_model import compress_model
+    from trainer.serving_model import ServingOptions
+
+    with pytest.raises(ValueError, match="recall_at_20"):
+        compress_model("unused", "unused", [], [], [], [], str(tmp_path / "m"), str(tmp_path / "r"),
+                       None, CompressionConfig(), ServingOptions(), cutoffs=(10, 50))
