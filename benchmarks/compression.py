@@ -8,7 +8,11 @@ model, and checks the targets:
 
 * a servable variant >= 8x smaller (gzip bytes) than the full float32 model within a 2%
   relative Recall@20 loss;
-* a distilled student (`distilled` or `distilled_int8`) >= 4x smaller within 3%.
+* a distilled student (`distilled` or `distilled_int8`) >= 4x smaller within 3%,
+
+each on the gzip bytes of the whole serving SavedModel and on those of its weights alone (the
+graph of the serving model embeds per-user and catalog tables that no model compression shrinks;
+the table says how large a share they are).
 
 Usage:
     python -m benchmarks.compression [--output DIR] [--datasets ml-latest-small,synthetic-1m]
@@ -98,21 +102,33 @@ def table(name: str, outcome) -> str:
     records = {r.name: r for r in outcome.records}
     full = records["full"]
     lines = [f"{name}: selected {outcome.selection.chosen!r}; {outcome.selection.reason}",
-             f"{'variant':<22}{'gzip B':>12}{'x smaller':>10}{'disk B':>12}{'Recall@20':>11}{'rel':>8}"
-             f"{'NDCG@10':>9}{'rel':>8}{'RMSE':>8}{'rel':>8}{'ms@1':>8}{'ms@64':>8}"]
+             f"{'variant':<22}{'gzip B':>12}{'x':>6}{'weights gz B':>14}{'x':>6}{'disk B':>12}"
+             f"{'Recall@20':>11}{'rel':>8}{'NDCG@10':>9}{'rel':>8}{'RMSE':>8}{'rel':>8}{'ms@1':>8}{'ms@64':>8}"]
     for r in outcome.records:
         recall, ndcg, rmse = r.quality("recall_at_20"), r.quality("ndcg_at_10"), r.metrics.get("rmse", float("nan"))
         lines.append(
-            f"{r.name:<22}{r.gzip_bytes:>12,}{full.gzip_bytes / r.gzip_bytes:>10.1f}{r.disk_bytes:>12,}"
+            f"{r.name:<22}{r.gzip_bytes:>12,}{full.gzip_bytes / r.gzip_bytes:>6.1f}"
+            f"{r.weights_gzip_bytes:>14,}{full.weights_gzip_bytes / r.weights_gzip_bytes:>6.1f}{r.disk_bytes:>12,}"
             f"{recall:>11.4f}{_rel(recall, full.quality('recall_at_20')):>8}"
             f"{ndcg:>9.4f}{_rel(ndcg, full.quality('ndcg_at_10')):>8}"
             f"{rmse:>8.4f}{_rel(rmse, full.metrics.get('rmse', float('nan'))):>8}"
             f"{r.latency_ms.get(1, float('nan')):>8.2f}{r.latency_ms.get(64, float('nan')):>8.2f}")
-    lines.append("(tflite rows: query tower + ranking model files; retrieval-only quality; query-tower latency)")
+    lines.append("(weights gz: the SavedModel's variables/ only, without the graph and its per-user and catalog "
+                 "tables; tflite rows: query tower + ranking model files, retrieval-only quality, query-tower latency)")
     parts = sorted(full.bytes_by_group.items(), key=lambda item: -item[1])
     total = sum(full.bytes_by_group.values())
-    lines.append("full model bytes by part: " + ", ".join(f"{k} {v / total:.0%}" for k, v in parts))
+    lines.append("full model raw bytes by part: " + ", ".join(f"{k} {v / total:.0%}" for k, v in parts))
+    floor = measure_graph_gzip(full.path)
+    lines.append(f"full model gzip: graph + tables {floor:,} B of {full.gzip_bytes:,} B, so no SavedModel variant "
+                 f"with the same tables can be more than {full.gzip_bytes / floor:.1f}x smaller")
     return "\n".join(lines)
+
+
+def measure_graph_gzip(saved_model_dir: str) -> int:
+    """gzip bytes of the SavedModel's saved_model.pb (the graph and the tables embedded in it)."""
+    from trainer.compression import measure
+
+    return measure.gzip_bytes(os.path.join(saved_model_dir, "saved_model.pb"))
 
 
 def _rel(value: float, reference: float) -> str:
@@ -122,7 +138,7 @@ def _rel(value: float, reference: float) -> str:
 
 
 def verdicts(name: str, outcome) -> List[str]:
-    """The two targets: the best qualifying variant of each, or the closest miss."""
+    """The two targets on whole-SavedModel gzip bytes and on weights-only gzip bytes."""
     records = [r for r in outcome.records if r.kind == "saved_model"]
     full = next(r for r in records if r.name == "full")
     lines = []
@@ -131,15 +147,17 @@ def verdicts(name: str, outcome) -> List[str]:
         ("student >= 4x smaller within 3% Recall@20", [r for r in records if r.name in STUDENTS],
          STUDENT_SIZE_TARGET, STUDENT_RECALL_LOSS),
     ):
-        scored = [(full.gzip_bytes / r.gzip_bytes, (full.quality("recall_at_20") - r.quality("recall_at_20"))
-                   / full.quality("recall_at_20"), r.name) for r in pool]
-        met = [s for s in scored if s[0] >= size_target and s[1] <= loss]
-        best = max(met) if met else max(scored, key=lambda s: (s[1] <= loss, s[0]), default=None)
-        if best is None:
-            lines.append(f"{name:<16} {label}: no such variant was built  MISSED")
-            continue
-        lines.append(f"{name:<16} {label}: {best[2]} {best[0]:.1f}x smaller, Recall@20 {-best[1]:+.1%}  "
-                     f"{'MET' if met else 'MISSED'}")
+        for measure_name, size in (("SavedModel gzip", lambda r: r.gzip_bytes),
+                                   ("weights gzip", lambda r: r.weights_gzip_bytes)):
+            scored = [(size(full) / size(r), (full.quality("recall_at_20") - r.quality("recall_at_20"))
+                       / full.quality("recall_at_20"), r.name) for r in pool]
+            met = [s for s in scored if s[0] >= size_target and s[1] <= loss]
+            best = max(met) if met else max(scored, key=lambda s: (s[1] <= loss, s[0]), default=None)
+            if best is None:
+                lines.append(f"{name:<16} {label} ({measure_name}): no such variant was built  MISSED")
+                continue
+            lines.append(f"{name:<16} {label} ({measure_name}): {best[2]} {best[0]:.1f}x smaller, "
+                         f"Recall@20 {-best[1]:+.1%}  {'MET' if met else 'MISSED'}")
     return lines
 
 

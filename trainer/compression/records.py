@@ -39,6 +39,7 @@ def record_serving_variant(variant: Variant, context: ServingContext, split: mea
     record = VariantRecord(
         name=variant.name, description=variant.description, kind=SAVED_MODEL, path=export_dir,
         disk_bytes=measure.disk_bytes(export_dir), gzip_bytes=measure.gzip_bytes(export_dir),
+        weights_gzip_bytes=measure.gzip_bytes(os.path.join(export_dir, "variables")),
         parameters=stats.parameters, nonzeros=stats.nonzeros,
         latency_ms=measure.serving_latency(export_dir, latency_users(context), LATENCY_BATCHES,
                                            cfg.latency_repeats),
@@ -90,7 +91,8 @@ def record_tflite(full: export.Networks, representative: Sequence[dict], mode: s
     record = VariantRecord(
         name=f"tflite_{mode}", description=f"TFLite {mode.replace('_', '-')} query tower + ranking model",
         kind=TFLITE, path=folder, disk_bytes=measure.disk_bytes(folder),
-        gzip_bytes=measure.gzip_bytes(folder), parameters=sum(c[0] for c in counts),
+        gzip_bytes=measure.gzip_bytes(folder), weights_gzip_bytes=measure.gzip_bytes(folder),
+        parameters=sum(c[0] for c in counts),
         nonzeros=sum(c[1] for c in counts), latency_ms=latency,
         metrics=tflite_quality.evaluate_tflite(paths[export.QUERY_TOWER], paths[export.RANKING_MODEL],
                                                embeddings, context, split, cutoffs, cfg.max_eval_users),

@@ -36,6 +36,8 @@ class VariantRecord:
       kind: `saved_model` (a serving SavedModel) or `tflite` (on-device query tower + ranking).
       path: where the export lies.
       disk_bytes / gzip_bytes: size on disk and gzip size (level 9) of the export.
+      weights_gzip_bytes: gzip size of the weights alone (the SavedModel's `variables/`, without
+        the graph and the per-user / catalog tables embedded in it; TFLite: the whole files).
       parameters / nonzeros: numeric scalars stored, and those not zero.
       latency_ms: batch size -> median latency (serving_default; TFLite: the query tower).
       metrics: quality on the eval split (TFLite: retrieval-only metrics and RMSE).
@@ -48,6 +50,7 @@ class VariantRecord:
     path: str
     disk_bytes: int
     gzip_bytes: int
+    weights_gzip_bytes: int
     parameters: int
     nonzeros: int
     latency_ms: Mapping[int, float]
@@ -82,9 +85,9 @@ def markdown(records: Sequence[VariantRecord], selection: Selection) -> str:
     lines = [
         "# Model compression", "",
         f"**Selected:** `{selection.chosen}`. {selection.reason}.", "",
-        "| variant | kind | gzip bytes | vs full | disk bytes | params | non-zeros | "
-        "Recall@20 | Δ | NDCG@10 | Δ | RMSE | ms @1 | ms @64 | verdict |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| variant | kind | gzip bytes | vs full | weights gzip | vs full | disk bytes | params | "
+        "non-zeros | Recall@20 | Δ | NDCG@10 | Δ | RMSE | ms @1 | ms @64 | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
         verdict = "reference" if r.name == FULL else selection.verdicts.get(r.name, "-")
@@ -92,15 +95,17 @@ def markdown(records: Sequence[VariantRecord], selection: Selection) -> str:
             verdict = f"**selected** ({verdict})"
         lines.append(
             f"| {r.name} | {r.kind} | {r.gzip_bytes:,} | {_ratio(full.gzip_bytes, r.gzip_bytes)} | "
+            f"{r.weights_gzip_bytes:,} | {_ratio(full.weights_gzip_bytes, r.weights_gzip_bytes)} | "
             f"{r.disk_bytes:,} | {r.parameters:,} | {r.nonzeros:,} | "
             f"{_number(r.quality(RECALL))} | {_delta(full.quality(RECALL), r.quality(RECALL))} | "
             f"{_number(r.quality(NDCG))} | {_delta(full.quality(NDCG), r.quality(NDCG))} | "
             f"{_number(r.metrics.get('rmse', math.nan))} | "
             f"{_number(r.latency_ms.get(1), 2)} | {_number(r.latency_ms.get(64), 2)} | {verdict} |"
         )
-    lines += ["", "TFLite rows: the query tower and ranking model files only (the catalog "
-              "embeddings stay on the server); their Recall@20 / NDCG@10 are retrieval-only and "
-              "their latency is the query tower's.", "",
+    lines += ["", "Weights gzip: the SavedModel's `variables/` alone, without the graph and the "
+              "per-user and catalog tables it embeds. TFLite rows: the query tower and ranking model "
+              "files only (the catalog embeddings stay on the server); their Recall@20 / NDCG@10 are "
+              "retrieval-only and their latency is the query tower's.", "",
               "## Bytes of the full model's SavedModel by part", "",
               "| part | bytes | share |", "|---|---:|---:|"]
     total = sum(full.bytes_by_group.values()) or 1
@@ -154,7 +159,8 @@ def scalars(records: Sequence[VariantRecord]) -> Dict[str, Dict[str, float]]:
     out: Dict[str, Dict[str, float]] = {}
     for r in records:
         values = {k: float(v) for k, v in r.metrics.items()}
-        values.update(gzip_bytes=float(r.gzip_bytes), disk_bytes=float(r.disk_bytes),
+        values.update(gzip_bytes=float(r.gzip_bytes), weights_gzip_bytes=float(r.weights_gzip_bytes),
+                      disk_bytes=float(r.disk_bytes),
                       parameters=float(r.parameters), nonzeros=float(r.nonzeros))
         values.update({f"latency_ms_at_{b}": float(ms) for b, ms in r.latency_ms.items()})
         out[r.name] = values
