@@ -4,8 +4,10 @@
 runs it alone.  Flags mirror ``tensorflow_model_server`` where one exists (a
 ``--model-config-file`` in ModelServerConfig text format for several models, a
 ``--batching-parameters-file`` in BatchingParameters text format); ``--write-tfs-configs DIR``
-writes the stock TF Serving files for the same settings and prints its command line.  Once
-serving, one line ``serving grpc=PORT rest=PORT`` is printed; SIGTERM drains and exits 0.
+writes the stock TF Serving files for the same settings and prints its command line.
+``--events-log DIR`` also accepts interaction events at ``POST /v1/events`` into the durable
+event log in DIR (e.g. ``OUTPUT/events``, the one ``recsys learn`` tails).  Once serving, one line
+``serving grpc=PORT rest=PORT`` is printed; SIGTERM drains and exits 0.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     net.add_argument("--rest-port", type=int, default=8501, help="0 picks a free port")
     net.add_argument("--no-rest", action="store_true", help="disable the REST API")
     net.add_argument("--rest-api-timeout-ms", type=int, default=30_000)
+    net.add_argument("--events-log", metavar="DIR", default=None,
+                     help="accept interaction events at REST POST /v1/events (batches allowed); "
+                          "each is validated and acknowledged only once durably appended to "
+                          "the event log in DIR (created if needed; e.g. OUTPUT/events, the "
+                          "log `recsys learn` reads); without it that route answers 404")
     sched = parser.add_argument_group("scheduling")
     sched.add_argument("--poll-interval-s", type=float, default=1.0)
     sched.add_argument("--batching-parameters-file", help="BatchingParameters text proto")
@@ -120,7 +127,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             tf_inter_op_threads=args.tf_inter_op_threads),
         limits=LimitsConfig(max_body_bytes=args.max_body_bytes, max_json_depth=args.max_json_depth,
                             max_tensor_elements=args.max_tensor_elements),
-        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s)
+        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s,
+        events_log_dir=os.path.abspath(args.events_log) if args.events_log else None)
 
 
 def run_serve(args: argparse.Namespace) -> int:

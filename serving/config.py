@@ -192,7 +192,13 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
     """Everything ``ModelServer`` needs.  Ports 0 bind a free port; ``rest_port=None`` disables
-    the REST front end."""
+    the REST front end.
+
+    ``events_log_dir``: when set, the REST front end also accepts interaction events at
+    ``POST /v1/events`` (``online.http_handler``) and acknowledges them once durably appended
+    to the ``online.event_log.EventLog`` in that folder (created if needed; the log the online
+    learner tails).  When None, that route answers 404.  Needs the REST front end.
+    """
 
     models: Tuple[ModelConfig, ...]
     host: str = "127.0.0.1"
@@ -207,6 +213,7 @@ class ServerConfig:
     drain_grace_s: float = 10.0
     max_warmup_records: int = 1000
     load_timeout_s: float = 300.0
+    events_log_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -223,6 +230,11 @@ class ServerConfig:
         _require(self.drain_grace_s >= 0, "drain_grace_s must be >= 0")
         _require(self.max_warmup_records >= 0, "max_warmup_records must be >= 0")
         _require(self.load_timeout_s > 0, "load_timeout_s must be > 0")
+        if self.events_log_dir is not None:
+            _require(isinstance(self.events_log_dir, str) and bool(self.events_log_dir),
+                     "events_log_dir must be a non-empty path or None")
+            _require(self.rest_port is not None,
+                     "events_log_dir needs the REST front end (POST /v1/events): set rest_port")
 
     def model(self, name: str) -> ModelConfig:
         """The configured model called ``name`` (KeyError when absent)."""

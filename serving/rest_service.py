@@ -5,7 +5,9 @@ columnar (``inputs``) JSON format; ``GET /v1/models/NAME[/versions/V]`` returns 
 status and ``.../metadata`` the signatures.  Errors are ``{"error": "..."}`` with TF Serving's
 HTTP status.  ``X-Priority`` picks the priority class and ``X-Request-Timeout-Ms`` shortens the
 server's REST timeout.  ``/healthz`` (alive), ``/readyz`` (a version loaded, not draining) and
-``/monitoring/prometheus/metrics`` complete it.  One thread per connection, capped.
+``/monitoring/prometheus/metrics`` complete it.  ``POST /v1/events`` takes interaction events
+(``online.http_handler``) when the server has an ``events_log_dir``, and answers 404 otherwise.
+One thread per connection, capped.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import re
 import socketserver
 import threading
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import grpc
 
+from online import http_handler as events_http
 from serving.config import PROMETHEUS_PATH
 from serving.core import ServingCore, filter_outputs
-from serving.errors import ServingError, deadline_exceeded, invalid_argument, not_found
+from serving.errors import (ServingError, deadline_exceeded, invalid_argument, not_found,
+                            unavailable)
 from serving.json_codec import decode_inputs, encode_outputs, parse_predict_body
 from serving.limits import parse_json, read_body
 from serving.responses import metadata_json, metadata_response, status_json, status_response
@@ -36,6 +40,8 @@ _TARGET = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P
 _PREDICT = re.compile(_TARGET + r":(?P<method>predict|classify|regress)$", re.IGNORECASE)
 _STATUS = re.compile(_TARGET + r"(?P<metadata>/metadata)?$", re.IGNORECASE)
 _MAX_VERSION = 2 ** 63 - 1
+EVENTS_DISABLED = (f"POST {events_http.ROUTE} is not enabled: this server was started without an events "
+                   "log; start it with `recsys serve --events-log DIR` (ServerConfig.events_log_dir)")
 
 
 def _target(match: "re.Match[str]") -> Tuple[str, Optional[int], Optional[str]]:
@@ -45,11 +51,55 @@ def _target(match: "re.Match[str]") -> Tuple[str, Optional[int], Optional[str]]:
     return match.group("name"), (int(version) if version is not None else None), match.group("label")
 
 
+class _EventsRoute:
+    """``POST /v1/events`` over the event log in ``directory``: ``online.http_handler`` does the
+    validation, the durable append and the reply; this only keeps the log open while requests
+    use it, so that ``close`` never releases it under an append in progress.
+    """
+
+    def __init__(self, directory: str) -> None:
+        from online.event_log import EventLog
+
+        self._log = EventLog(directory)
+        self._handler = events_http.EventsHandler(self._log)
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    def handle(self, body: bytes) -> Tuple[int, Dict[str, Any]]:
+        """The handler's (HTTP status, JSON reply) for one request body."""
+        with self._cond:
+            if self._closed:
+                return 503, {"error": "the server is shutting down and accepts no new events"}
+            self._active += 1
+        try:
+            return self._handler.handle(body)
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Refuse new requests, wait for appends in progress, release the log."""
+        end = time.monotonic() + timeout_s
+        with self._cond:
+            self._closed = True
+            while self._active > 0:
+                left = end - time.monotonic()
+                if left <= 0:
+                    _LOG.warning("event log %s left open: %d appends still in progress",
+                                 self._log.directory, self._active)
+                    return
+                self._cond.wait(timeout=left)
+        self._log.close()
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "recsys-model-server"
     timeout = 30  # idle keep-alive connections are closed after this many seconds
     core: ServingCore  # set on the subclass built by RestFrontend
+    events: Optional[_EventsRoute] = None  # set when the server has an events log
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
         _LOG.debug("%s %s", self.address_string(), format % args)
@@ -132,6 +182,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ServingError:
             self.close_connection = True  # the unread body makes the stream unusable
             raise
+        if path == events_http.ROUTE:
+            self._post_events(body)
+            return
         if match is None:
             raise not_found(f"Malformed request: POST {path[:200]}")
         name, version, label = _target(match)
@@ -154,6 +207,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except concurrent.futures.CancelledError:
             raise deadline_exceeded("request was cancelled") from None
         self._reply(200, encode_outputs(filter_outputs(pending, outputs), fmt))
+
+    def _post_events(self, body: bytes) -> None:
+        if self.events is None:
+            raise not_found(EVENTS_DISABLED)
+        if self.core.draining:
+            raise unavailable("the server is shutting down and accepts no new requests")
+        status, reply = self.events.handle(body)
+        self._reply(status, reply)
 
     def _timeout_s(self) -> float:
         limit_ms = self.core.config.rest_api_timeout_ms
@@ -195,15 +256,23 @@ class RestFrontend:
     """The REST server in a background thread.
 
     Args:
-        core: the serving core.
+        core: the serving core; when ``core.config.events_log_dir`` is set, its event log is
+            opened here (once) for ``POST /v1/events`` and released by ``stop``.
         host: interface to bind.
         port: port to bind (0: any free port).
         max_connections: concurrent connections accepted (more are closed at once).
     """
 
     def __init__(self, core: ServingCore, host: str, port: int, max_connections: int = 256) -> None:
-        handler = type("Handler", (_Handler,), {"core": core})
-        self._server = _Server((host, port), handler, max_connections)
+        events_dir = core.config.events_log_dir
+        self._events = _EventsRoute(events_dir) if events_dir else None
+        handler = type("Handler", (_Handler,), {"core": core, "events": self._events})
+        try:
+            self._server = _Server((host, port), handler, max_connections)
+        except BaseException:
+            if self._events is not None:
+                self._events.close()
+            raise
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="rest-frontend", daemon=True)
@@ -219,3 +288,5 @@ class RestFrontend:
             self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        if self._events is not None:
+            self._events.close()

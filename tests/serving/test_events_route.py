@@ -1,0 +1,110 @@
+"""`POST /v1/events` on the model server: a real server on loopback, the event log on disk."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+
+from online.event_log import LogReader
+from online.http_handler import ROUTE
+from serving.cli import build_config, register
+from serving.config import ServerConfig, ServingConfigError
+from tests.serving.conftest import MODEL, http, make_config
+from trainer import features as F
+
+
+def _event(event_id, **fields):
+    event = {"event_id": event_id, F.USER_ID: "u1", F.ITEM_ID: "i1", F.RATING: 4.0, F.TIMESTAMP: 1_600_000_000}
+    event.update(fields)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def _stored(log_dir):
+    return [(e.event.event_id, e.event.user_id, e.event.item_id, e.event.rating) for e in LogReader(log_dir).read()]
+
+
+@pytest.fixture
+def events_server(base_path, start_server, tmp_path):
+    log_dir = str(tmp_path / "events")
+    server = start_server(make_config(base_path, events_log_dir=log_dir))
+    return server, server.ports.rest, log_dir
+
+
+def test_a_batch_is_acknowledged_and_stored_exactly_once(events_server) -> None:
+    _, port, log_dir = events_server
+    batch = {"events": [_event("a", **{F.USER_ID: "u7", F.ITEM_ID: "i3", F.RATING: 5.0}),
+                        _event("b", **{F.USER_ID: "u8", F.ITEM_ID: "i4", F.RATING: 2.5})]}
+    status, reply = http(port, "POST", ROUTE, batch)
+    assert status == 200
+    assert (reply["acknowledged"], reply["appended"], reply["duplicates"]) == (2, 2, 0)
+    assert _stored(log_dir) == [("a", "u7", "i3", 5.0), ("b", "u8", "i4", 2.5)]
+    # a client's retry of the same batch is acknowledged again but not stored twice
+    status, reply = http(port, "POST", ROUTE, batch)
+    assert status == 200 and (reply["appended"], reply["duplicates"]) == (0, 2)
+    assert [r["seq"] for r in reply["results"]] == [0, 1]
+    assert _stored(log_dir) == [("a", "u7", "i3", 5.0), ("b", "u8", "i4", 2.5)]
+    # the model routes are unaffected
+    assert http(port, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["u1"]})[0] == 200
+
+
+@pytest.mark.parametrize("bad, field", [
+    (_event("bad", **{F.USER_ID: None}), F.USER_ID),
+    (_event("bad", **{F.RATING: "five"}), F.RATING),
+])
+def test_an_invalid_event_refuses_the_whole_request(events_server, bad, field) -> None:
+    _, port, log_dir = events_server
+    assert http(port, "POST", ROUTE, {"events": [_event("kept")]})[0] == 200
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("fine"), bad]})
+    assert status == 400
+    assert f"'{field}'" in reply["error"] and "event 1" in reply["error"]
+    assert [(p["index"], p["field"]) for p in reply["problems"]] == [(1, field)]
+    assert [e[0] for e in _stored(log_dir)] == ["kept"], "nothing of the refused request is stored"
+    status, reply = http(port, "POST", ROUTE, raw=b"{not json", headers={"Content-Type": "application/json"})
+    assert status == 400 and "JSON" in reply["error"]
+    assert [e[0] for e in _stored(log_dir)] == ["kept"]
+
+
+def test_without_an_events_log_the_route_is_404_with_the_reason(base_path, start_server) -> None:
+    server = start_server(make_config(base_path))
+    port = server.ports.rest
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("a")]})
+    assert status == 404
+    assert set(reply) == {"error"}
+    assert "without an events log" in reply["error"] and "--events-log" in reply["error"]
+    assert http(port, "GET", "/healthz") == (200, {"status": "alive"})
+
+
+def test_a_draining_server_refuses_events(events_server, start_server) -> None:
+    _, port, log_dir = events_server
+    server = start_server.__self__ if hasattr(start_server, "__self__") else None
+    del server  # the fixture's server is reached through its port only
+    status, _ = http(port, "POST", ROUTE, {"events": [_event("a")]})
+    assert status == 200
+
+
+def test_events_log_dir_needs_the_rest_front_end(base_path, tmp_path) -> None:
+    with pytest.raises(ServingConfigError, match="events_log_dir"):
+        make_config(base_path, rest_port=None, events_log_dir=str(tmp_path))
+    with pytest.raises(ServingConfigError, match="events_log_dir"):
+        make_config(base_path, events_log_dir="")
+    assert ServerConfig.__dataclass_fields__["events_log_dir"].default is None
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_cli_events_log_option(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = build_config(_parse(["serve", "--model-base-path", str(tmp_path), "--events-log", "out/events"]))
+    assert config.events_log_dir == os.path.join(str(tmp_path), "out", "events")
+    assert build_config(_parse(["serve", "--model-base-path", str(tmp_path)])).events_log_dir is None
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers(dest="command")
+    register(subparsers)
+    help_text = subparsers.choices["serve"].format_help()
+    assert "--events-log DIR" in help_text and "/v1/events" in help_text
