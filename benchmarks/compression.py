@@ -63,7 +63,8 @@ def run_one(name: str, output: pathlib.Path, config_file: Optional[str], compres
             print(f"[{name}] skipped: {ML_LATEST_SMALL} not found")
             return None
         data = str(ML_LATEST_SMALL)
-    cfg = load_config(config_file).with_paths(str(output / name))
+    # The pipeline's own CompressModel is skipped: the stage runs below with the benchmark's settings.
+    cfg = dataclasses.replace(load_config(config_file).with_paths(str(output / name)), compress=False)
     if data is None:
         cfg = dataclasses.replace(cfg, synthetic=synthetic_config(SYNTHETIC_INTERACTIONS))
     start = time.time()

@@ -1,8 +1,11 @@
 """BuildServingModel: the trained networks + the item catalog -> the two-stage serving SavedModel.
 
-Reads the Trainer's networks, the Transform graph, the transformed training examples (for the
-per-user tables) and the item catalog examples; writes `<serving_model>/Format-Serving`, the
-SavedModel that the evaluation step judges and the Pusher copies to the serving directory.
+Reads the networks to serve (the Trainer's, or the variant CompressModel chose: its
+`compression.json` says whether the catalog embeddings are stored as int8), the Transform graph,
+the transformed training examples (for the per-user tables) and the item catalog examples;
+writes `<serving_model>/Format-Serving`, the SavedModel that the evaluation step judges and the
+Pusher copies to the serving directory. The Trainer's full networks, when given, are copied to
+`<serving_model>/trained` (not pushed): a later warm-started run starts from them.
 """
 
 
@@ -10,16 +13,17 @@ import logging
 import os
 from typing import List, Optional, Sequence
 
-import tensorflow_transform as tft
+from tfx import types
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx import types
 from tfx.types import artifact_utils, standard_artifacts
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
-from trainer import export, inputs, tables
+from trainer import export
 from trainer import features as F
-from trainer.serving_model import ServingModel, ServingOptions
+from trainer.compression.serving import Int8ServingModel, ServingContext, make_serving_model, serving_model_class
+from trainer.run import TRAINED_SUBDIR
+from trainer.serving_model import ServingOptions
 
 WARMUP_USERS = 8
 
@@ -51,18 +55,11 @@ def build_serving_model(
       warmup_model_name: when set, TF Serving warmup requests are written for this model name.
     """
     networks = export.load_trained(trained_dir)
-    tft_output = tft.TFTransformOutput(transform_dir)
-    catalog = tables.read_catalog(catalog_patterns)
-    item_features = tables.transform_catalog(catalog, tft_output)
-    embeddings = tables.embed_catalog(networks.candidate_tower, item_features)
-    data = inputs.transformed_dataset(train_patterns, tft_output, batch_size=8192, cache=False)
-    names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
-    table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
+    context = ServingContext.load(transform_dir, train_patterns, catalog_patterns, options)
+    table = context.tables
     logging.info("serving model: %d known users, %d catalog items", len(table.user_keys), len(table.item_keys))
-    module = ServingModel(
-        networks.query_tower, networks.ranking_model, embeddings, table,
-        tft_output.transform_features_layer(), options,
-    )
+    int8_candidates = serving_model_class(trained_dir) is Int8ServingModel
+    module = make_serving_model(networks, context, int8_candidates)
     finalize = None
     if warmup_model_name:
         from serving import warmup
@@ -82,6 +79,7 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
     transformed_examples: InputArtifact[standard_artifacts.Examples],
     items: InputArtifact[standard_artifacts.Examples],
     serving_model: OutputArtifact[standard_artifacts.Model],
+    trained_model: InputArtifact[standard_artifacts.Model] = None,  # optional input
     model_name: Parameter[str] = "recsys",
     top_k: Parameter[int] = 100,
     candidates_to_rank: Parameter[int] = 100,
@@ -99,3 +97,6 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
         ),
         warmup_model_name=model_name,
     )
+    if trained_model is not None:
+        io_utils.copy_dir(path_utils.serving_model_path(trained_model.uri),
+                          os.path.join(serving_model.uri, TRAINED_SUBDIR))

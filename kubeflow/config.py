@@ -9,9 +9,9 @@ JSON; resources per component are keyed by the component ids of `create_pipeline
 from __future__ import annotations
 
 import dataclasses
-import json
-import pathlib
 from typing import Any, Dict, Mapping, Optional, Tuple
+
+from pipeline.config import build_config, load_json_config
 
 
 class KubeflowConfigError(ValueError):
@@ -126,18 +126,15 @@ class KubeflowConfig:
         return "/".join([self.output_root.rstrip("/"), *parts])
 
 
-def _resources(values: Any, where: str) -> ResourceConfig:
-    if not isinstance(values, Mapping):
-        raise KubeflowConfigError(f"{where}: expected an object")
-    known = {f.name for f in dataclasses.fields(ResourceConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise KubeflowConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
-    return ResourceConfig(**values)
+def _labels_as_pairs(resources: Any) -> Any:
+    """JSON resources with the `node_selector` object as the (label, value) pairs of the field."""
+    if isinstance(resources, Mapping) and isinstance(resources.get("node_selector"), Mapping):
+        return {**resources, "node_selector": sorted(resources["node_selector"].items())}
+    return resources
 
 
-def kubeflow_config_from_dict(values: Mapping[str, Any]) -> KubeflowConfig:
-    """Builds a `KubeflowConfig` from plain JSON values.
+def kubeflow_config_from_dict(values: Mapping[str, Any], where: str = "kubeflow config") -> KubeflowConfig:
+    """Builds a `KubeflowConfig` from plain JSON values (`pipeline.config.from_dict`).
 
     `component_resources` is an object keyed by component id; `node_selector` an object of
     node labels; unset keys keep their defaults.
@@ -145,46 +142,30 @@ def kubeflow_config_from_dict(values: Mapping[str, Any]) -> KubeflowConfig:
     Raises:
       KubeflowConfigError: an unknown key or an invalid value.
     """
-    known = {f.name for f in dataclasses.fields(KubeflowConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise KubeflowConfigError(f"kubeflow config: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
-    kwargs: Dict[str, Any] = dict(values)
-    if "default_resources" in values:
-        kwargs["default_resources"] = _resources(values["default_resources"], "default_resources")
+    values = dict(values)
     if "component_resources" in values:
         given = values["component_resources"]
         if not isinstance(given, Mapping):
-            raise KubeflowConfigError("component_resources: expected an object keyed by component id")
-        kwargs["component_resources"] = tuple(
-            (name, _resources(res, f"component_resources.{name}")) for name, res in given.items()
-        )
-    if "serving" in values:
-        serving = dict(values["serving"])
-        fields = {f.name for f in dataclasses.fields(ServingDeployConfig)}
-        if set(serving) - fields:
-            raise KubeflowConfigError(f"serving: unknown key(s) {sorted(set(serving) - fields)}")
-        if "resources" in serving:
-            serving["resources"] = _resources(serving["resources"], "serving.resources")
-        kwargs["serving"] = ServingDeployConfig(**serving)
-    return KubeflowConfig(**kwargs)
+            raise KubeflowConfigError(f"{where}.component_resources: expected an object keyed by component id")
+        built = []
+        for name, resources in given.items():
+            if not isinstance(resources, Mapping):
+                raise KubeflowConfigError(f"{where}.component_resources.{name}: expected an object")
+            built.append((name, build_config(ResourceConfig, _labels_as_pairs(resources),
+                                             f"{where}.component_resources.{name}", KubeflowConfigError)))
+        values["component_resources"] = built
+    if "default_resources" in values:
+        values["default_resources"] = _labels_as_pairs(values["default_resources"])
+    serving = values.get("serving")
+    if isinstance(serving, Mapping) and "resources" in serving:
+        values["serving"] = {**serving, "resources": _labels_as_pairs(serving["resources"])}
+    return build_config(KubeflowConfig, values, where, KubeflowConfigError)
 
 
 def load_kubeflow_config(path: Optional[str]) -> KubeflowConfig:
-    """Reads a JSON Kubeflow config, or returns the defaults when `path` is None.
+    """`kubeflow_config_from_dict` of the JSON file `path`, or the defaults when None.
 
     Raises:
       KubeflowConfigError: the file is missing, not JSON, or invalid.
     """
-    if path is None:
-        return KubeflowConfig()
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise KubeflowConfigError(f"kubeflow config file {path} does not exist")
-    try:
-        values = json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise KubeflowConfigError(f"kubeflow config file {path}: not valid JSON ({err})") from err
-    if not isinstance(values, dict):
-        raise KubeflowConfigError(f"kubeflow config file {path}: top level must be an object")
-    return kubeflow_config_from_dict(values)
+    return load_json_config(path, KubeflowConfig, "kubeflow config", KubeflowConfigError, kubeflow_config_from_dict)

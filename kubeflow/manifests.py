@@ -44,6 +44,11 @@ def _metadata(kf: KubeflowConfig, suffix: str) -> Dict[str, Any]:
     return {"name": f"{kf.serving.model_name}-{suffix}", "namespace": kf.serving.namespace, "labels": _labels(kf)}
 
 
+def _object(kf: KubeflowConfig, api_version: str, kind: str, suffix: str, **body: Any) -> Dict[str, Any]:
+    """A Kubernetes object named `{model_name}-{suffix}` in the serving namespace, `body` after its header."""
+    return {"apiVersion": api_version, "kind": kind, "metadata": _metadata(kf, suffix), **body}
+
+
 def _server_config(kf: KubeflowConfig):
     from serving.config import ModelConfig, ServerConfig
 
@@ -122,58 +127,43 @@ def deployment(kf: KubeflowConfig) -> Dict[str, Any]:
         pod["nodeSelector"] = serving.resources.node_labels
     if serving.service_account:
         pod["serviceAccountName"] = serving.service_account
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(kf, "serving"),
-        "spec": {
-            "replicas": serving.min_replicas,
-            "selector": {"matchLabels": _labels(kf)},
-            "template": {"metadata": {"labels": _labels(kf)}, "spec": pod},
-        },
-    }
+    return _object(kf, "apps/v1", "Deployment", "serving", spec={
+        "replicas": serving.min_replicas,
+        "selector": {"matchLabels": _labels(kf)},
+        "template": {"metadata": {"labels": _labels(kf)}, "spec": pod},
+    })
 
 
 def service(kf: KubeflowConfig) -> Dict[str, Any]:
     """ClusterIP Service with gRPC and REST ports."""
     serving = kf.serving
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(kf, "serving"),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": _labels(kf),
-            "ports": [
-                {"name": "grpc", "port": serving.grpc_port, "targetPort": "grpc", "protocol": "TCP"},
-                {"name": "http", "port": serving.rest_port, "targetPort": "http", "protocol": "TCP"},
-            ],
-        },
-    }
+    return _object(kf, "v1", "Service", "serving", spec={
+        "type": "ClusterIP",
+        "selector": _labels(kf),
+        "ports": [
+            {"name": "grpc", "port": serving.grpc_port, "targetPort": "grpc", "protocol": "TCP"},
+            {"name": "http", "port": serving.rest_port, "targetPort": "http", "protocol": "TCP"},
+        ],
+    })
 
 
 def autoscaler(kf: KubeflowConfig) -> Dict[str, Any]:
     """HorizontalPodAutoscaler (autoscaling/v2) on average CPU utilisation."""
     serving = kf.serving
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(kf, "serving"),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": _metadata(kf, "serving")["name"]},
-            "minReplicas": serving.min_replicas,
-            "maxReplicas": serving.max_replicas,
-            "metrics": [{
-                "type": "Resource",
-                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": serving.target_cpu_utilization}},
-            }],
-        },
-    }
+    return _object(kf, "autoscaling/v2", "HorizontalPodAutoscaler", "serving", spec={
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": _metadata(kf, "serving")["name"]},
+        "minReplicas": serving.min_replicas,
+        "maxReplicas": serving.max_replicas,
+        "metrics": [{
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": serving.target_cpu_utilization}},
+        }],
+    })
 
 
 def config_map(kf: KubeflowConfig) -> Dict[str, Any]:
     """ConfigMap holding the TF Serving config files."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(kf, "tfserving-config"), "data": config_files(kf)}
+    return _object(kf, "v1", "ConfigMap", "tfserving-config", data=config_files(kf))
 
 
 def kustomization(kf: KubeflowConfig) -> Dict[str, Any]:

@@ -1,16 +1,18 @@
 """Typed, frozen configuration of online learning: event ingestion, span rolling, the learner.
 
 Each dataclass validates its own fields in ``__post_init__`` and raises `OnlineConfigError`
-naming the field, so a bad flag or config file is reported before anything starts.
+naming the field, so a bad flag or config file is reported before anything starts. A file is
+read by `load_json_config` and built by `build_config` (`pipeline.config.from_dict`, raising
+the caller's own error); `kubeflow.config` loads its file with them too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import pathlib
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping, Optional
+
+from pipeline.config import build_config, load_json_config
 
 
 class OnlineConfigError(ValueError):
@@ -136,40 +138,9 @@ def from_dict(values: Mapping[str, Any], where: str = "online config") -> Online
     Raises:
       OnlineConfigError: a key is unknown or a value is invalid.
     """
-    sections = {"log": EventLogConfig, "roller": RollerConfig, "learner": LearnerConfig}
-    built: Dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in sections:
-            raise OnlineConfigError(f"{where}: unknown section {key!r} (known: {', '.join(sections)})")
-        if not isinstance(value, Mapping):
-            raise OnlineConfigError(f"{where}.{key}: expected an object")
-        cls = sections[key]
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise OnlineConfigError(f"{where}.{key}: unknown key(s) {unknown} (known: {sorted(known)})")
-        try:
-            built[key] = cls(**value)
-        except TypeError as err:
-            raise OnlineConfigError(f"{where}.{key}: {err}") from err
-    return OnlineConfig(**built)
+    return build_config(OnlineConfig, values, where, OnlineConfigError)
 
 
 def load(path: Optional[str]) -> OnlineConfig:
-    """Reads a JSON file of `from_dict` values, or returns the defaults when `path` is None.
-
-    Raises:
-      OnlineConfigError: the file is missing, not JSON, or invalid.
-    """
-    if path is None:
-        return OnlineConfig()
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise OnlineConfigError(f"online config file {path} does not exist")
-    try:
-        values = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise OnlineConfigError(f"online config file {path}: not valid JSON ({err})") from err
-    if not isinstance(values, dict):
-        raise OnlineConfigError(f"online config file {path}: top level must be an object")
-    return from_dict(values, path)
+    """`from_dict` of the JSON file `path`, or the defaults when None (raises `OnlineConfigError`)."""
+    return load_json_config(path, OnlineConfig, "online config", OnlineConfigError)

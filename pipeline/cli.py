@@ -27,6 +27,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides["split"] = args.split
     if args.no_cache:
         overrides["enable_cache"] = False
+    if args.warm_start:
+        overrides["warm_start"] = True
+    if args.no_compress:
+        overrides["compress"] = False
     cfg = load_config(args.config, overrides).with_paths(args.output)
     report = runner.prepare_data(cfg, args.data)
     wall = runner.run_pipeline(cfg)
@@ -70,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="JSON config file (keys of pipeline.config.PipelineConfig)")
     run.add_argument("--split", choices=("time", "random"), help="train/eval split (default: time)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--warm-start", action="store_true",
+                     help="start training from the latest blessed model (continuous training on new spans)")
+    run.add_argument("--no-compress", action="store_true", help="serve the Trainer's networks without CompressModel")
     run.set_defaults(func=_cmd_run)
 
     rec = commands.add_parser("recommend", help="top-N items for a user")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar
+
+from trainer.compression.config import CompressionConfig
 
 T = TypeVar("T")
 
@@ -60,6 +62,9 @@ class TrainerConfig:
     steps_per_execution: int = 1  # train steps fused into one compiled call
     lr_scaling: str = "none"  # none | linear | sqrt: learning rates x (batch_size / lr_base_batch_size)^p
     lr_base_batch_size: int = 512  # the batch size the learning rates were tuned at
+    # Continuous training: epochs when the run starts from the previous blessed model's weights.
+    warm_start_epochs: int = 1
+    warm_start_ranking_epochs: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +122,14 @@ class PipelineConfig:
     split: str = "time"  # time | random
     span_window: int = 1  # number of newest spans read by the interactions ExampleGen
     enable_cache: bool = True
+    # Continuous training: the Trainer starts from the latest blessed model's networks (their
+    # embedding rows remapped through the old and new vocabularies) and trains for the
+    # `trainer.warm_start_*epochs`; without a blessed model it trains from scratch.
+    warm_start: bool = False
+    # CompressModel between the Trainer and BuildServingModel (pruning, QAT, int8, distillation).
+    compress: bool = True
     trainer: TrainerConfig = TrainerConfig()
+    compression: CompressionConfig = CompressionConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     beam: BeamConfig = BeamConfig()
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
@@ -172,6 +184,54 @@ def from_dict(cls: Type[T], values: Mapping[str, Any], where: str = "config") ->
     return _build(cls, values, where)
 
 
+def read_json_object(path: str, label: str = "config", error: Type[ValueError] = ConfigError) -> Dict[str, Any]:
+    """The JSON object in file `path` (a `label` file, as errors name it).
+
+    Raises:
+      error: the file is missing, not JSON, or not a JSON object.
+    """
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise error(f"{label} file {path} does not exist")
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise error(f"{label} file {path}: not valid JSON ({err})") from err
+    if not isinstance(values, dict):
+        raise error(f"{label} file {path}: top level must be an object")
+    return values
+
+
+def build_config(cls: Type[T], values: Mapping[str, Any], where: str, error: Type[ValueError]) -> T:
+    """`pipeline.config.from_dict`, its errors raised as `error` (a package's own config error).
+
+    Raises:
+      error: a key is unknown, a nested value has the wrong kind, or a value the wrong type.
+    """
+    try:
+        return from_dict(cls, values, where)
+    except ConfigError as err:
+        raise error(str(err)) from err
+    except TypeError as err:  # e.g. a string where __post_init__ compares a number
+        raise error(f"{where}: {err}") from err
+
+
+def load_json_config(path: Optional[str], cls: Type[T], label: str, error: Type[ValueError],
+                     build: Optional[Callable[[Dict[str, Any], str], T]] = None) -> T:
+    """Config `cls` from the JSON file `path` (a `label` file, as errors name it); defaults when None.
+
+    Args:
+      build: makes `cls` from the file's object and `path` (`build_config` when None).
+
+    Raises:
+      error: the file is missing, not JSON, not a JSON object, or invalid.
+    """
+    if path is None:
+        return cls()
+    values = read_json_object(path, label, error)
+    return build_config(cls, values, path, error) if build is None else build(values, path)
+
+
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> PipelineConfig:
     """Reads a JSON config file (keys as in `PipelineConfig`, nested objects for sub-configs).
 
@@ -185,17 +245,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
     Raises:
       ConfigError: the file is missing, not JSON, or names an unknown key.
     """
-    values: Dict[str, Any] = {}
-    if path is not None:
-        file = pathlib.Path(path)
-        if not file.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            values = json.loads(file.read_text())
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"config file {path}: not valid JSON ({err})") from err
-        if not isinstance(values, dict):
-            raise ConfigError(f"config file {path}: top level must be an object")
+    values: Dict[str, Any] = read_json_object(path) if path is not None else {}
     values.update(overrides or {})
     return _build(PipelineConfig, values, path or "config")
 

@@ -1,20 +1,27 @@
 """`create_pipeline(cfg)`: the whole TFX DAG, read top to bottom, from a frozen config.
 
 interactions ─ ImportExampleGen ─ StatisticsGen ─ ExampleValidator (curated schema) ─ ValidationGate
-                     └─ Transform (after the gate) ─ Trainer ─ BuildServingModel ◄─ items ImportExampleGen
-                                                   └─ EvaluateModel (◄ latest blessed model)
-                                                          └─ Pusher (atomic, blessed only)
+                     └─ Transform (after the gate) ─ Trainer ─ CompressModel ─ BuildServingModel ◄─ items
+                                                                                  └─ EvaluateModel
+                                                                                        └─ Pusher
+latest blessed model (Resolver) ─► EvaluateModel (the gate's baseline)
+                                └► Trainer (warm start, when `warm_start` is set)
+
+CompressModel is present when `compress` is set (the default); without it BuildServingModel
+serves the Trainer's networks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.build_serving_model import BuildServingModel
+from components.compress_model import CompressModel
 from components.evaluate_model import EvaluateModel
 from components.push_model import AtomicPusher
 from components.validation_gate import ValidationGate
@@ -87,30 +94,48 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN_SPLIT], transform=[F.TRAIN_SPLIT, F.EVAL_SPLIT]),
     )
     transform.add_upstream_node(gate)  # no transform, training or push on anomalous data
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=curated_schema.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
-        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
-        custom_config={HPARAMS_KEY: dataclasses.asdict(cfg.trainer)},
-    )
-    build = BuildServingModel(
-        model=trainer.outputs["model"],
-        transform_graph=transform.outputs["transform_graph"],
-        transformed_examples=transform.outputs["transformed_examples"],
-        items=items.outputs["examples"],
-        model_name=cfg.pipeline_name,
-        top_k=cfg.trainer.top_k,
-        candidates_to_rank=cfg.trainer.candidates_to_rank,
-        ranking_weight=cfg.trainer.ranking_weight,
-    )
     latest_blessed = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=curated_schema.outputs["schema"],
+        base_model=latest_blessed.outputs["model"] if cfg.warm_start else None,
+        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
+        custom_config={HPARAMS_KEY: dataclasses.asdict(cfg.trainer)},
+    )
+    to_serve, compress = trainer.outputs["model"], None
+    if cfg.compress:
+        compress = CompressModel(
+            model=trainer.outputs["model"],
+            transform_graph=transform.outputs["transform_graph"],
+            transformed_examples=transform.outputs["transformed_examples"],
+            examples=interactions.outputs["examples"],
+            items=items.outputs["examples"],
+            trainer_config=json.dumps(dataclasses.asdict(cfg.trainer)),
+            compression_config=json.dumps(dataclasses.asdict(cfg.compression)),
+            top_k=cfg.trainer.top_k,
+            candidates_to_rank=cfg.trainer.candidates_to_rank,
+            ranking_weight=cfg.trainer.ranking_weight,
+            cutoffs=",".join(str(k) for k in cfg.evaluation.cutoffs),
+        )
+        to_serve = compress.outputs["compressed_model"]
+    build = BuildServingModel(
+        model=to_serve,
+        transform_graph=transform.outputs["transform_graph"],
+        transformed_examples=transform.outputs["transformed_examples"],
+        items=items.outputs["examples"],
+        trained_model=trainer.outputs["model"],
+        model_name=cfg.pipeline_name,
+        top_k=cfg.trainer.top_k,
+        candidates_to_rank=cfg.trainer.candidates_to_rank,
+        ranking_weight=cfg.trainer.ranking_weight,
+    )
     evaluate = EvaluateModel(
         serving_model=build.outputs["serving_model"],
         examples=interactions.outputs["examples"],
@@ -133,8 +158,8 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_name=cfg.pipeline_name,
         pipeline_root=cfg.pipeline_root,
         components=[
-            interactions, items, statistics, curated_schema, validator, gate, transform, trainer,
-            build, latest_blessed, evaluate, pusher,
+            interactions, items, statistics, curated_schema, validator, gate, transform, latest_blessed,
+            trainer, *([compress] if compress is not None else []), build, evaluate, pusher,
         ],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -10,8 +10,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from pipeline.config import PipelineConfig
+from trainer.compression.report import REPORT_PNG
 
 EVALUATION_GLOB = os.path.join("EvaluateModel", "evaluation", "*", "metrics.json")
+COMPRESSION_GLOB = os.path.join("CompressModel", "report", "*", "report.md")
 SUMMARY_METRICS = ("recall_at_10", "recall_at_20", "ndcg_at_10", "recall_at_100", "top100_interaction_hit_rate", "coverage_at_100", "rmse")
 
 
@@ -25,6 +27,12 @@ def latest_evaluation(pipeline_root: str) -> Optional[Dict[str, object]]:
         metrics = json.load(handle)
     metrics["path"] = os.path.dirname(newest)
     return metrics
+
+
+def latest_compression_report(pipeline_root: str) -> Optional[str]:
+    """Path of the newest CompressModel report.md, or None (no compression ran)."""
+    paths = glob.glob(os.path.join(pipeline_root, COMPRESSION_GLOB))
+    return max(paths, key=lambda p: int(p.split(os.sep)[-2])) if paths else None
 
 
 def evaluation_table(results: Dict[str, Dict[str, float]]) -> str:
@@ -55,6 +63,10 @@ def run_summary(cfg: PipelineConfig, wall_s: float, data_report: Dict[str, objec
     from pipeline.runner import latest_versions
 
     lines = ["", f"Pipeline {cfg.pipeline_name!r} finished in {wall_s:.0f}s."]
+    report = latest_compression_report(cfg.pipeline_root) if cfg.compress else None
+    if report:
+        with open(report, encoding="utf-8") as handle:
+            lines += ["", handle.read().strip(), f"(plot: {os.path.join(os.path.dirname(report), REPORT_PNG)})", ""]
     evaluation = latest_evaluation(cfg.pipeline_root)
     if evaluation:
         blessing = evaluation["blessing"]

@@ -17,7 +17,11 @@ fail() {
   exit 1
 }
 echo "==> installing pinned dependencies (constraints.txt); this takes a few minutes"
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e '.[dev]' || fail
+# A current setuptools first: the editable install then writes plain console scripts (PEP 660).
+# The old setuptools of a fresh venv writes pkg_resources entry scripts, which refuse to start
+# when any installed distribution's metadata name is spelled differently (jaraco.context).
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt setuptools wheel || fail
+"$VENV/bin/python" -m pip install --quiet --use-pep517 --no-build-isolation -c constraints.txt -e '.[dev]' || fail
 "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; fail; }
 echo "$want" > "$stamp"
 echo "==> $VENV ready"

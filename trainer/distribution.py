@@ -17,7 +17,9 @@ import json
 import logging
 import math
 import os
+import socket
 from typing import Any, Dict, Iterator, Mapping, Optional
+from urllib.parse import urlparse
 
 import tensorflow as tf
 
@@ -94,6 +96,47 @@ def _multi_worker(tf_config: Dict[str, Any]) -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
 
 
+def _check_reachable(tpu_address: str, timeout_s: float) -> None:
+    """Fails fast when a grpc://host:port TPU address does not accept connections.
+
+    TPU names (resolved through the Cloud TPU API) and 'local' are not checked here.
+
+    Raises:
+      RuntimeError: nothing listens at the address.
+    """
+    if not tpu_address.startswith("grpc://"):
+        return
+    parsed = urlparse(tpu_address)
+    if not parsed.hostname or not parsed.port:
+        raise RuntimeError(f"trainer.tpu_address {tpu_address!r} is not of the form grpc://host:port")
+    try:
+        socket.create_connection((parsed.hostname, parsed.port), timeout=timeout_s).close()
+    except OSError as err:
+        raise RuntimeError(
+            f"no TPU reachable at trainer.tpu_address={tpu_address!r} (strategy 'tpu'): {err}"
+        ) from err
+
+
+def tpu_strategy(tpu_address: str, timeout_s: float = 10.0) -> tf.distribute.Strategy:
+    """Connects to the TPU at `tpu_address` (name or grpc://host:port) and returns a TPUStrategy.
+
+    Raises:
+      RuntimeError: the TPU cannot be reached, resolved or initialised; the message names the
+        address.
+    """
+    _check_reachable(tpu_address, timeout_s)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except Exception as err:  # the resolver and the runtime raise many kinds of errors
+        raise RuntimeError(
+            f"cannot use the TPU at trainer.tpu_address={tpu_address!r} (strategy 'tpu'): "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
 def choose_strategy(
     name: str = "auto", environ: Optional[Mapping[str, str]] = None, tpu_address: str = ""
 ) -> tf.distribute.Strategy:
@@ -106,16 +149,17 @@ def choose_strategy(
 
     Returns:
       The strategy; its kind and replica count are logged.
+
+    Raises:
+      ValueError: unknown name, or 'tpu' without an address.
+      RuntimeError: no TPU can be used at `tpu_address` (the message names it).
     """
     env = os.environ if environ is None else environ
     tf_config = _parse_tf_config(env.get("TF_CONFIG"))
     gpus = tf.config.list_logical_devices("GPU")
     chosen = resolve_strategy_name(name, len(gpus), tf_config_workers(env.get("TF_CONFIG")), tpu_address)
     if chosen == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        strategy: tf.distribute.Strategy = tf.distribute.TPUStrategy(resolver)
+        strategy: tf.distribute.Strategy = tpu_strategy(tpu_address)
     elif chosen == "multi_worker":
         strategy = _multi_worker(tf_config)
     elif chosen == "mirrored":

@@ -120,9 +120,49 @@ def add_histories(train: Dict[str, np.ndarray], eval_: Dict[str, np.ndarray], nu
     eval_[F.USER_HISTORY] = latest[np.minimum(eval_[F.USER_ID_XF], num_users)]
 
 
-def array_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """Batches of in-memory feature arrays (shuffled each epoch when asked), prefetched."""
-    dataset = tf.data.Dataset.from_tensor_slices(arrays)
+def array_dataset(
+    arrays: Dict[str, np.ndarray],
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of in-memory feature arrays (shuffled each epoch when asked), prefetched.
+
+    Vectorised: tf.data shuffles and batches only the example indices, and one `tf.gather` per
+    feature builds each whole batch, instead of slicing every example of every feature and
+    batching them again. Each element is a dict of the same names, dtypes and trailing shapes as
+    `arrays`, with a leading batch dimension.
+
+    Args:
+      arrays: one numpy array per feature, all of the same length (the number of examples).
+      batch_size: examples per batch; the last batch is smaller unless `drop_remainder`.
+      shuffle: visit the examples in a random order, a different one each epoch (iteration);
+        the whole dataset is permuted (a full-size shuffle buffer of indices).
+      seed: the shuffle seed: the same seed gives the same sequence of epoch orders.
+      drop_remainder: drop the last batch when it is smaller than `batch_size`.
+
+    Returns:
+      A dataset of known cardinality (the number of batches of one epoch).
+
+    Raises:
+      ValueError: no arrays, arrays of different lengths, or a batch size below 1.
+    """
+    if not arrays:
+        raise ValueError("array_dataset needs at least one feature array")
+    lengths = {name: len(value) for name, value in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"feature arrays must have the same length, got {lengths}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    examples = next(iter(lengths.values()))
+    tensors = {name: tf.convert_to_tensor(value) for name, value in arrays.items()}
+    indices = tf.data.Dataset.range(examples)
     if shuffle:
-        dataset = dataset.shuffle(min(len(next(iter(arrays.values()))), 200_000), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+        indices = indices.shuffle(max(examples, 1), seed=seed, reshuffle_each_iteration=True)
+    batches = indices.batch(batch_size, drop_remainder=drop_remainder).map(
+        lambda index: {name: tf.gather(value, index) for name, value in tensors.items()},
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    return batches.prefetch(AUTOTUNE)

@@ -23,7 +23,94 @@ def _select(features: Dict[str, tf.Tensor], model: tf.keras.Model) -> Dict[str, 
     return selected
 
 
-class RetrievalModel(tfrs.Model):
+def _loss_scale_optimizer(optimizer) -> bool:
+    return isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+
+
+def global_batch_size(local_batch_size: tf.Tensor) -> tf.Tensor:
+    """Number of examples in the global batch: the sum of every replica's local batch size.
+
+    Summed across replicas rather than taken as local size x replicas, so that an uneven last
+    batch (say 4 + 3 examples over 2 replicas) is counted exactly. Outside a multi-replica
+    context it is the local size.
+    """
+    local = tf.cast(local_batch_size, tf.int32)
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return local
+    # Summed as float32: integer all-reduces are not supported by every cross-device op.
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(local, tf.float32))
+    return tf.cast(tf.round(total), tf.int32)
+
+
+def average_over_global_batch(per_example_loss: tf.Tensor) -> tf.Tensor:
+    """SUM of this replica's per-example losses divided by the GLOBAL batch size, in float32.
+
+    Keras sums gradients (and, in `fit`, the reported per-replica losses) across replicas, so N
+    replicas together optimise the mean over the global batch: the single-device loss.
+    """
+    per_example_loss = tf.cast(per_example_loss, tf.float32)
+    return tf.nn.compute_average_loss(
+        per_example_loss, global_batch_size=global_batch_size(tf.shape(per_example_loss)[0])
+    )
+
+
+class _Model(tfrs.Model):
+    """`tfrs.Model` with a train step that is correct under tf.distribute and mixed_float16.
+
+    * Regularisation losses are divided by the number of replicas
+      (`tf.nn.scale_regularization_loss`): gradients are summed across replicas, so each replica
+      contributes 1/N of the penalty (on one device nothing changes).
+    * Under a `LossScaleOptimizer` (mixed_float16) the loss is scaled before differentiation
+      and the gradients unscaled, so that small float16 gradients do not underflow to zero.
+    * `compile` wraps the optimizer in a `LossScaleOptimizer` when any layer computes in
+      float16, also when the model itself was created outside a mixed_float16 policy scope.
+    """
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        if self._computes_in_float16():
+            optimizer = tf.keras.optimizers.get(optimizer)
+            if not _loss_scale_optimizer(optimizer):
+                optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def _computes_in_float16(self) -> bool:
+        return any(getattr(layer, "compute_dtype", None) == "float16" for layer in self.submodules)
+
+    def regularization_loss(self) -> tf.Tensor:
+        """This replica's share of the regularisation losses (float32 scalar)."""
+        if not self.losses:
+            return tf.constant(0.0, tf.float32)
+        total = tf.add_n([tf.cast(tf.reduce_sum(loss), tf.float32) for loss in self.losses])
+        return tf.nn.scale_regularization_loss(total)
+
+    def _logs(self, loss: tf.Tensor, regularization_loss: tf.Tensor) -> Dict[str, tf.Tensor]:
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        logs["loss"] = loss
+        logs["regularization_loss"] = regularization_loss
+        logs["total_loss"] = loss + regularization_loss
+        return logs
+
+    def train_step(self, inputs):
+        with tf.GradientTape() as tape:
+            loss = tf.cast(self.compute_loss(inputs, training=True), tf.float32)
+            regularization_loss = self.regularization_loss()
+            total_loss = loss + regularization_loss
+            scaled = total_loss
+            if _loss_scale_optimizer(self.optimizer):
+                scaled = self.optimizer.get_scaled_loss(total_loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        if _loss_scale_optimizer(self.optimizer):
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._logs(loss, regularization_loss)
+
+    def test_step(self, inputs):
+        loss = tf.cast(self.compute_loss(inputs, training=False), tf.float32)
+        return self._logs(loss, self.regularization_loss())
+
+
+class RetrievalModel(_Model):
     """Two-tower retrieval trained with in-batch softmax.
 
     Options: a temperature on the logits, logQ correction (subtracting log of each candidate's
@@ -84,17 +171,28 @@ class RetrievalModel(tfrs.Model):
         )
 
 
-class RankingModel(tfrs.Model):
-    """Rating regression (mean squared error) with the DCN-v2 ranking network."""
+class RankingModel(_Model):
+    """Rating regression (mean squared error) with the DCN-v2 ranking network.
+
+    The loss is the per-example squared error summed over this replica's examples and divided
+    by the global batch size (`average_over_global_batch`): the batch mean on one device, and
+    under a multi-replica strategy the replicas' losses (and gradients) sum to it. Predictions
+    are cast to float32, so the loss stays in full precision under a mixed-precision policy.
+    """
 
     def __init__(self, network: tf.keras.Model) -> None:
         super().__init__()
         self.network = network
         self.task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.MeanSquaredError(),
+            # Per-example losses: the reduction over the global batch is done in compute_loss
+            # (Keras' AUTO reduction is refused inside a tf.distribute replica context).
+            loss=tf.keras.losses.MeanSquaredError(reduction=tf.keras.losses.Reduction.NONE),
             metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
         )
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        predictions = self.network(_select(features, self.network), training=training)
-        return self.task(labels=features[F.RATING_XF], predictions=predictions)
+        predictions = tf.cast(self.network(_select(features, self.network), training=training), tf.float32)
+        labels = tf.cast(features[F.RATING_XF], tf.float32)
+        # [batch, 1]: MeanSquaredError averages over the last axis, giving one loss per example.
+        per_example = self.task(labels=labels[:, tf.newaxis], predictions=predictions[:, tf.newaxis])
+        return average_over_global_batch(per_example)

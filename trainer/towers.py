@@ -53,7 +53,8 @@ def _mlp(x, layers: Sequence[int], output_dim: int, prefix: str, normalize: bool
         x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
     x = keras.layers.Dense(output_dim, name=f"{prefix}_output")(x)
     if normalize:
-        x = keras.layers.UnitNormalization(name=f"{prefix}_l2")(x)
+        # float32 even under mixed_float16: the epsilon 1e-12 underflows to 0 in float16 (NaN on zero).
+        x = keras.layers.UnitNormalization(name=f"{prefix}_l2", dtype="float32")(x)
     return x
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -69,6 +69,7 @@ def train(
     strategy: Optional[tf.distribute.Strategy] = None,
     callbacks: Optional[Callable[[str], List[tf.keras.callbacks.Callback]]] = None,
     steps_per_epoch: Optional[int] = None,
+    initialize: Optional[Callable[[Dict[str, tf.keras.Model]], None]] = None,
 ) -> TrainedModels:
     """Fits the retrieval model, then the ranking model, and returns their networks.
 
@@ -81,6 +82,8 @@ def train(
       callbacks: makes the Keras callbacks (TensorBoard, progress) of one fit, given its name
         ('retrieval' or 'ranking').
       steps_per_epoch: limits each epoch (None: one pass over `train_data`).
+      initialize: called once the networks are built, before any fit, with them by name
+        (`trainer.export.NETWORKS`); a warm start sets their weights here.
     """
     tf.keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or tf.distribute.get_strategy()
@@ -89,6 +92,9 @@ def train(
     with strategy.scope(), distribution.precision_scope(policy):
         retrieval = build_retrieval(vocab, cfg, item_probabilities)
         ranking = build_ranking(vocab, cfg)
+    if initialize is not None:
+        initialize({"query_tower": retrieval.query_tower, "candidate_tower": retrieval.candidate_tower,
+                    "ranking_model": ranking.network})
     retrieval_fit = retrieval.fit(
         train_data,
         validation_data=eval_data,

@@ -1,12 +1,14 @@
-"""Compares the retrieval loss and gradients on 2 logical CPU replicas with one device.
+"""Compares the retrieval and ranking losses and gradients on 2 logical CPU replicas with one device.
 
 Run in its own process (logical devices must be configured before TensorFlow initialises them):
 
     python -m tests.distributed.replica_check --global-batches 8,7
 
-Prints one JSON object with the single-device loss, the summed per-replica losses with gathered
-and with per-replica negatives, the largest gradient differences, and (for the first batch
-size) the largest weight difference after one Keras `fit` step with SGD in each setting.
+Prints one JSON object with, per global batch size, the single-device loss, the summed
+per-replica losses with gathered and with per-replica negatives, the largest gradient
+differences, and (for the first batch size) the largest weight difference after one Keras `fit`
+step with SGD in each setting; under "ranking", the same for the DCN ranking model (mean
+squared error over the global batch, L2-regularised embeddings) over a few `fit` steps.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _features(batch: int, vocab, seed: int) -> Dict[str, np.ndarray]:
         F.ITEM_YEAR_XF: rng.integers(0, vocab.year_buckets, batch),
         F.ITEM_GENRES_XF: rng.integers(0, vocab.genres, (batch, F.MAX_GENRES)),
         F.ITEM_TITLE_XF: rng.integers(0, vocab.title_tokens, (batch, F.MAX_TITLE_TOKENS)),
+        F.RATING_XF: rng.integers(1, 11, batch).astype(np.float32) / 2.0,
     }
 
 
@@ -107,6 +110,67 @@ def _compare(strategy, vocab, probabilities: np.ndarray, global_batch: int, with
     return results
 
 
+def _build_ranking(vocab):
+    import tensorflow as tf
+
+    from trainer import model as models
+    from trainer import towers
+
+    tf.keras.utils.set_random_seed(13)
+    network = towers.build_ranking_model(vocab, 8, (16,), cross_layers=1, low_rank=4, embedding_l2=0.01)
+    model = models.RankingModel(network)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.05))
+    return model
+
+
+def _compare_ranking(strategy, vocab, global_batch: int, steps: int) -> Dict[str, object]:
+    """Ranking: single-device vs 2-replica loss and gradients, then `steps` fit steps of each."""
+    import tensorflow as tf
+
+    features = _features(global_batch * steps, vocab, seed=100 + global_batch)
+    first = {k: tf.constant(v[:global_batch]) for k, v in features.items()}
+    dataset = tf.data.Dataset.from_tensor_slices(features).batch(global_batch)
+    single = _build_ranking(vocab)
+    initial = single.get_weights()
+
+    def losses(model, batch):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(batch, training=True)
+            total = loss + model.regularization_loss()
+        grads = tape.gradient(total, model.trainable_variables)
+        return loss, total, [tf.convert_to_tensor(g) for g in grads]
+
+    single_loss, single_total, single_grads = losses(single, first)
+    single_grads = _dense(single_grads)
+    with strategy.scope():
+        mirrored = _build_ranking(vocab)
+        mirrored.set_weights(initial)
+    inputs = next(iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(first).batch(global_batch))))
+    loss, total, grads = strategy.run(tf.function(lambda batch: losses(mirrored, batch)), args=(inputs,))
+    summed = [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None).numpy() for g in grads]
+    results: Dict[str, object] = {
+        "single_loss": float(single_loss),
+        "single_total_loss": float(single_total),
+        "loss": float(strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)),
+        "total_loss": float(strategy.reduce(tf.distribute.ReduceOp.SUM, total, axis=None)),
+        "max_grad": max(float(np.max(np.abs(g))) for g in single_grads),
+        "max_grad_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(summed, single_grads)),
+    }
+    mirrored_fit = mirrored.fit(dataset, epochs=1, verbose=0).history
+    single_fit = single.fit(dataset, epochs=1, verbose=0).history
+    results["fit_steps"] = steps
+    results["fit_max_weight_diff"] = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(mirrored.get_weights(), single.get_weights())
+    )
+    results["fit_max_weight_change"] = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), initial)
+    )
+    for key in ("loss", "regularization_loss", "rmse"):
+        results[f"fit_{key}"] = [float(mirrored_fit[key][-1]), float(single_fit[key][-1])]
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--global-batches", default="8,7", help="comma-separated global batch sizes")
@@ -126,6 +190,10 @@ def main() -> None:
     results: Dict[str, object] = {"replicas": strategy.num_replicas_in_sync}
     for i, size in enumerate(int(b) for b in args.global_batches.split(",")):
         results[str(size)] = _compare(strategy, vocab, probabilities, size, with_fit=i == 0)
+    results["ranking"] = {
+        str(size): _compare_ranking(strategy, vocab, int(size), steps=3)
+        for size in args.global_batches.split(",")
+    }
     print(json.dumps(results))
 
 

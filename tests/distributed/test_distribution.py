@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import socket
 
 import pytest
 
@@ -58,6 +60,35 @@ def test_choose_strategy_on_cpu_logs_the_default_choice(caplog):
     assert strategy is tf.distribute.get_strategy()
     assert strategy.num_replicas_in_sync == 1
     assert "training strategy: _DefaultDistributionStrategy with 1 replica(s)" in caplog.text
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("name", ["tpu", "auto"])
+def test_tpu_strategy_without_a_reachable_tpu_names_the_address(name):
+    address = f"grpc://127.0.0.1:{_closed_port()}"  # nothing listens there: refused at once
+    with pytest.raises(RuntimeError, match=f"no TPU reachable at trainer.tpu_address='{re.escape(address)}'"):
+        D.choose_strategy(name, environ={}, tpu_address=address)
+
+
+def test_tpu_resolver_errors_name_the_address(monkeypatch):
+    import tensorflow as tf
+
+    def unresolvable(tpu):
+        raise ValueError(f"Could not lookup TPU metadata for {tpu}")
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", unresolvable)
+    with pytest.raises(RuntimeError, match="trainer.tpu_address='my-tpu'.*ValueError: Could not lookup"):
+        D.choose_strategy("tpu", environ={}, tpu_address="my-tpu")
+
+
+def test_malformed_grpc_tpu_address():
+    with pytest.raises(RuntimeError, match="not of the form grpc://host:port"):
+        D.choose_strategy("tpu", environ={}, tpu_address="grpc://10.0.0.2")
 
 
 @pytest.mark.parametrize(

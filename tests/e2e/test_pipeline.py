@@ -17,8 +17,12 @@ pytestmark = pytest.mark.e2e
 
 EXPENSIVE_NODES = (
     "interaction_example_gen", "item_example_gen", "StatisticsGen", "ExampleValidator",
-    "Transform", "Trainer", "BuildServingModel",
+    "Transform", "Trainer", "CompressModel", "BuildServingModel",
 )
+# The default pipeline with a lighter compression stage (every variant is covered by
+# tests/compression; here the stage's wiring: report, selection, the chosen model served).
+E2E_COMPRESSION = {"variants": ["int8", "distilled_int8"], "tflite_modes": ["dynamic_range"],
+                   "student_epochs": 2, "latency_repeats": 3}
 
 
 def node_states(metadata_path: str, pipeline_name: str):
@@ -46,9 +50,9 @@ def node_states(metadata_path: str, pipeline_name: str):
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     from pipeline import runner
-    from pipeline.config import PipelineConfig
+    from pipeline.config import load_config
 
-    cfg = PipelineConfig().with_paths(str(tmp_path_factory.mktemp("e2e") / "out"))
+    cfg = load_config(None, {"compression": E2E_COMPRESSION}).with_paths(str(tmp_path_factory.mktemp("e2e") / "out"))
     runner.prepare_data(cfg, None)
     runner.run_pipeline(cfg)
     return cfg, node_states(cfg.metadata_path, cfg.pipeline_name)
@@ -130,7 +134,9 @@ def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run):
     from pipeline.summary import latest_evaluation
 
     cfg, _ = first_run
-    broken = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, epochs=0, ranking_epochs=0))
+    # Without the compression stage, whose fine-tuning would repair part of the damage.
+    broken = dataclasses.replace(cfg, compress=False,
+                                 trainer=dataclasses.replace(cfg.trainer, epochs=0, ranking_epochs=0))
     runner.run_pipeline(broken)
     evaluation = latest_evaluation(cfg.pipeline_root)
     assert not evaluation["blessing"]["blessed"]
@@ -170,3 +176,52 @@ def test_recsys_recommend_through_the_model_server_matches_the_saved_model(first
     assert [r[2] for r in via_server] == [r[2] for r in local]
     np.testing.assert_allclose([r[1] for r in via_server], [r[1] for r in local], rtol=1e-5)
     assert "Top 5 for user 2" in capsys.readouterr().out
+
+
+def test_the_compression_report_is_printed_and_its_choice_is_served(first_run):
+    import tensorflow as tf
+
+    from pipeline.runner import latest_versions
+    from pipeline.summary import run_summary
+    from trainer.compression.serving import read_marker
+
+    cfg, _ = first_run
+    (report_dir,) = glob.glob(os.path.join(cfg.pipeline_root, "CompressModel", "report", "*"))
+    assert os.path.getsize(os.path.join(report_dir, "report.png")) > 0
+    (chosen_dir,) = glob.glob(os.path.join(cfg.pipeline_root, "CompressModel", "compressed_model", "*", "Format-Serving"))
+    marker = read_marker(chosen_dir)
+    summary = run_summary(cfg, 1.0, {}, sample_users=1)
+    assert "# Model compression" in summary and f"**Selected:** `{marker['variant']}`" in summary
+    assert marker["variant"] in ("full", *E2E_COMPRESSION["variants"])
+    pushed = os.path.join(cfg.serving_model_dir, str(latest_versions(cfg.serving_model_dir)[0]))
+    dtypes = tf.train.load_checkpoint(os.path.join(pushed, "variables", "variables")).get_variable_to_dtype_map()
+    assert any(dtype == tf.int8 for dtype in dtypes.values()) == marker["int8_candidate_embeddings"]
+    assert not os.path.exists(os.path.join(pushed, "trained")), "the warm-start networks are not pushed"
+
+
+def test_a_warm_started_run_on_a_new_span_is_evaluated_and_pushed(first_run):
+    """Continuous training: a new span, the Trainer starting from the latest blessed model."""
+    import shutil
+
+    from pipeline import runner
+    from pipeline.runner import latest_versions
+    from pipeline.summary import latest_evaluation
+    from trainer.run import TRAINED_SUBDIR, WARM_START_FILE
+
+    cfg, _ = first_run
+    interactions = os.path.join(cfg.data_root, "interactions")
+    shutil.copytree(os.path.join(interactions, "span-0"), os.path.join(interactions, "span-1"))
+    before = latest_versions(cfg.serving_model_dir)
+    runner.run_pipeline(dataclasses.replace(cfg, warm_start=True, compress=False))
+    newest_model = max(glob.glob(os.path.join(cfg.pipeline_root, "Trainer", "model", "*")),
+                       key=lambda p: int(os.path.basename(p)))
+    with open(os.path.join(newest_model, "Format-Serving", WARM_START_FILE)) as handle:
+        record = json.load(handle)
+    blessed_build = os.path.dirname(record["source"])
+    assert os.path.basename(record["source"]) == TRAINED_SUBDIR
+    assert os.path.dirname(blessed_build) == os.path.join(cfg.pipeline_root, "BuildServingModel", "serving_model")
+    assert record["copied"] and not record["fresh"]
+    assert record["remapped"][f"query_tower/{F.USER_ID}_embedding"]["new"] == 0  # same users: every row kept
+    evaluation = latest_evaluation(cfg.pipeline_root)
+    assert evaluation["blessing"]["blessed"], evaluation["blessing"]
+    assert len(latest_versions(cfg.serving_model_dir)) == len(before) + 1
