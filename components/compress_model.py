@@ -12,17 +12,24 @@ the quality budget (`trainer.compression.select`) and writes:
   model stores the candidate embeddings as int8), so BuildServingModel consumes it unchanged;
 * `<report>/`: report.md, report.png (size vs Recall@20), compression.json, TensorBoard
   scalars, and every variant's export under `variants/`.
+
+The artifact URIs may be remote (`gs://` on Kubeflow / Vertex). The variants are exported and
+measured (sizes walk and tar local files) in a local temporary folder, then copied to
+`<report>/variants/` with `tf.io.gfile` (`publish_dir`); the records name their final location.
+The report files, the chosen networks and their marker are written through `tf.io.gfile`.
 """
 
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from typing import Sequence
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 from components.build_serving_model import split_files
 from pipeline.config import TrainerConfig, from_dict
@@ -37,6 +44,20 @@ from trainer.serving_model import ServingOptions
 
 CATALOG_SPLIT = "catalog"
 VARIANTS_DIR = "variants"
+
+
+def publish_dir(local_dir: str, uri: str) -> None:
+    """Copies the local folder `local_dir` recursively to `uri` (a local path or a remote URI).
+
+    Whatever `uri` held before is replaced; `<local_dir>/a/b` becomes `<uri>/a/b`.
+    """
+    io_utils.copy_dir(local_dir, uri)
+
+
+def relocate(path: str, local_dir: str, uri: str) -> str:
+    """`path` under `local_dir` expressed under `uri` (where `publish_dir` copied it)."""
+    relative = os.path.relpath(path, local_dir)
+    return uri.rstrip("/") if relative == "." else os.path.join(uri, relative)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,24 +112,32 @@ def compress_model(
     context = ServingContext.load(transform_dir, transformed_train_patterns, catalog_patterns, options)
     catalog_ids = [k.decode() for k in context.tables.item_keys]
     split = measure.EvalSplit.read(raw_train_patterns, raw_eval_patterns, catalog_ids)
-    made, rows = {}, []
-    for variant in variants.produce_variants(full, data, trainer_cfg, cfg):
-        made[variant.name] = variant
-        rows.append(records.record_serving_variant(
-            variant, context, split, os.path.join(report_dir, VARIANTS_DIR, variant.name), cutoffs, cfg))
-    if cfg.tflite_modes:
-        names = sorted(set(full.query_tower.input_names) | set(full.ranking_model.input_names))
-        representative = tflite_export.representative_examples(data.train, names, cfg.representative_examples)
-        for mode in cfg.tflite_modes:
-            rows.append(records.record_tflite(full, representative, mode, context, split,
-                                              os.path.join(report_dir, VARIANTS_DIR), cutoffs, cfg))
-    candidates = [select.Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == compression_report.SAVED_MODEL)
-                  for r in rows]
-    selection = select.select_variant(candidates, cfg.quality_budget, cfg.budget_metrics)
-    print(f"compression: {selection.reason}", flush=True)
-    chosen = made[selection.chosen]
-    export.save_trained(chosen.networks, model_dir)
-    write_marker(model_dir, chosen.name, chosen.int8_candidates, selection.reason)
+    staging = tempfile.mkdtemp(prefix="compress_model_")
+    try:
+        local_variants = os.path.join(staging, VARIANTS_DIR)
+        made, rows = {}, []
+        for variant in variants.produce_variants(full, data, trainer_cfg, cfg):
+            made[variant.name] = variant
+            rows.append(records.record_serving_variant(
+                variant, context, split, os.path.join(local_variants, variant.name), cutoffs, cfg))
+        if cfg.tflite_modes:
+            names = sorted(set(full.query_tower.input_names) | set(full.ranking_model.input_names))
+            representative = tflite_export.representative_examples(data.train, names, cfg.representative_examples)
+            for mode in cfg.tflite_modes:
+                rows.append(records.record_tflite(full, representative, mode, context, split,
+                                                  local_variants, cutoffs, cfg))
+        candidates = [select.Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == compression_report.SAVED_MODEL)
+                      for r in rows]
+        selection = select.select_variant(candidates, cfg.quality_budget, cfg.budget_metrics)
+        print(f"compression: {selection.reason}", flush=True)
+        chosen = made[selection.chosen]
+        export.save_trained(chosen.networks, model_dir)
+        write_marker(model_dir, chosen.name, chosen.int8_candidates, selection.reason)
+        final_variants = os.path.join(report_dir, VARIANTS_DIR)
+        publish_dir(local_variants, final_variants)
+        rows = [dataclasses.replace(r, path=relocate(r.path, local_variants, final_variants)) for r in rows]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     markdown = compression_report.write_report(report_dir, rows, selection, cfg.quality_budget)
     return CompressionOutcome(rows, selection, markdown)
 

@@ -9,7 +9,6 @@ relative drop of its figures; the blessing carries the reason either way.
 """
 
 
-import json
 import logging
 import os
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -26,6 +25,7 @@ from components.evaluation.data import IdIndex, InteractionData
 from trainer import features as F
 
 CATALOG_SPLIT = "catalog"
+BLESSED_MARKER, NOT_BLESSED_MARKER = "BLESSED", "NOT_BLESSED"
 TWO_STAGE = "two_stage"
 RETRIEVAL = "retrieval_only"
 BATCH = 512
@@ -158,14 +158,29 @@ def evaluate(
 
 
 def previous_metrics(blessing_uri: Optional[str]) -> Optional[Dict[str, float]]:
-    """The two-stage metrics stored with the last blessed model, if any."""
+    """The two-stage metrics stored with the last blessed model, if any (local or remote URI)."""
+    import tensorflow as tf
+
     if not blessing_uri:
         return None
     path = os.path.join(blessing_uri, report.METRICS_FILE)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)["results"][TWO_STAGE]
+    return report.read_json(path)["results"][TWO_STAGE]
+
+
+def write_blessing_marker(blessing_uri: str, blessed: bool, reason: str) -> str:
+    """Writes the BLESSED / NOT_BLESSED marker file (the reason inside); returns its path.
+
+    `blessing_uri` may be a local path or a remote artifact URI (``gs://``): written with
+    ``tf.io.gfile``.
+    """
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(blessing_uri)
+    path = os.path.join(blessing_uri, BLESSED_MARKER if blessed else NOT_BLESSED_MARKER)
+    report.write_text(path, reason + "\n")
+    return path
 
 
 @component
@@ -203,6 +218,4 @@ def EvaluateModel(  # noqa: N802 - TFX component names are CamelCase
     blessing.set_int_custom_property("blessed", int(verdict.blessed))
     blessing.set_int_custom_property("current_model_id", serving_model.id)
     blessing.set_string_custom_property("reason", verdict.reason)
-    marker = "BLESSED" if verdict.blessed else "NOT_BLESSED"
-    with open(os.path.join(blessing.uri, marker), "w", encoding="utf-8") as handle:
-        handle.write(verdict.reason + "\n")
+    write_blessing_marker(blessing.uri, verdict.blessed, verdict.reason)

@@ -104,6 +104,7 @@ class KubeflowConfig:
         ("StatisticsGen", BEAM_HEAVY),
         ("Transform", BEAM_HEAVY),
         ("Trainer", GPU_TRAINER),
+        ("CompressModel", GPU_TRAINER),  # fine-tuning and distillation train like the Trainer
         ("EvaluateModel", ResourceConfig(cpu_request=2, cpu_limit=4, memory_request_gb=8, memory_limit_gb=16)),
     )
     serving: ServingDeployConfig = ServingDeployConfig()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import uuid
 from typing import Callable, Dict, Optional
 
@@ -70,7 +69,7 @@ def export_serving(
     """
     if tf.io.gfile.exists(export_dir):
         raise FileExistsError(f"{export_dir} exists; a serving model is never overwritten")
-    parent = os.path.dirname(os.path.abspath(export_dir))
+    parent = export_dir.rstrip("/").rsplit("/", 1)[0] if "://" in export_dir else os.path.dirname(os.path.abspath(export_dir))
     tf.io.gfile.makedirs(parent)
     tmp = os.path.join(parent, f".tmp-{os.path.basename(export_dir)}-{uuid.uuid4().hex[:8]}")
     try:
@@ -79,6 +78,6 @@ def export_serving(
             finalize(tmp)
         tf.io.gfile.rename(tmp, export_dir)
     finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
+        if tf.io.gfile.isdir(tmp):
+            tf.io.gfile.rmtree(tmp)
     return export_dir

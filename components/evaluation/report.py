@@ -1,11 +1,14 @@
 """Writes evaluation results: metrics.json, report.md, report.png, and TensorBoard scalars.
 
 The chart is drawn with matplotlib's Agg canvas directly (no pyplot, no display, no global
-backend switch). TensorFlow is imported only inside :func:`log_to_tensorboard`.
+backend switch) and rendered to PNG bytes in memory. Every file is written and read with
+``tf.io.gfile``, so the output folder may be a local path or a remote artifact URI (``gs://``);
+TensorFlow is imported inside the functions that touch files, not at module import.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -45,7 +48,39 @@ def _chart_metrics(results: Results) -> List[str]:
     return recalls + (["ndcg_at_10"] if "ndcg_at_10" in names else [])
 
 
-def _write_chart(path: str, results: Results) -> None:
+def _gfile():
+    """``tf.io.gfile`` (TensorFlow imported on first use)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    return tf.io.gfile
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes `text` (UTF-8) to `path`, a local path or a remote URI."""
+    with _gfile().GFile(path, "w") as handle:
+        handle.write(text)
+
+
+def write_bytes(path: str, content: bytes) -> None:
+    """Writes `content` to `path`, a local path or a remote URI."""
+    with _gfile().GFile(path, "wb") as handle:
+        handle.write(content)
+
+
+def read_json(path: str) -> Any:
+    """The JSON document at `path`, a local path or a remote URI."""
+    with _gfile().GFile(path, "r") as handle:
+        return json.loads(handle.read())
+
+
+def figure_png(figure: Figure) -> bytes:
+    """A figure rendered as PNG bytes (100 dpi)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _chart_png(results: Results) -> bytes:
     """A grouped bar chart: one group per metric, one bar per model (NaN/missing drawn as 0)."""
     names = _chart_metrics(results)
     models = list(results)
@@ -66,7 +101,7 @@ def _write_chart(path: str, results: Results) -> None:
     if models:
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100)
+    return figure_png(figure)
 
 
 def _markdown(results: Results, slices: Mapping[str, Results], blessing: Mapping[str, Any]) -> str:
@@ -83,6 +118,9 @@ def write_report(out_dir: str, results: Results, slices: Mapping[str, Results],
                  blessing: Mapping[str, Any]) -> None:
     """Writes metrics.json, report.md and report.png into out_dir (created if needed).
 
+    out_dir may be a local path or a remote URI (``gs://``, ``ram://``): files go through
+    ``tf.io.gfile``.
+
     metrics.json holds ``{"results": ..., "slices": ..., "blessing": ...}`` with NaN written as
     null.
 
@@ -93,19 +131,17 @@ def write_report(out_dir: str, results: Results, slices: Mapping[str, Results],
         blessing: the gate's verdict as a dict with "blessed" and "reason"
             (``Blessing.to_dict()``).
     """
-    os.makedirs(out_dir, exist_ok=True)
+    _gfile().makedirs(out_dir)
     payload = _json_ready({"results": results, "slices": slices, "blessing": blessing})
-    with open(os.path.join(out_dir, METRICS_FILE), "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, allow_nan=False)
-    with open(os.path.join(out_dir, REPORT_FILE), "w", encoding="utf-8") as handle:
-        handle.write(_markdown(results, slices, blessing))
-    _write_chart(os.path.join(out_dir, CHART_FILE), results)
+    write_text(os.path.join(out_dir, METRICS_FILE),
+               json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
+    write_text(os.path.join(out_dir, REPORT_FILE), _markdown(results, slices, blessing))
+    write_bytes(os.path.join(out_dir, CHART_FILE), _chart_png(results))
 
 
 def read_metrics(out_dir: str) -> Dict[str, Any]:
-    """Reads back the metrics.json written by :func:`write_report`."""
-    with open(os.path.join(out_dir, METRICS_FILE), encoding="utf-8") as handle:
-        return json.load(handle)
+    """Reads back the metrics.json written by :func:`write_report` (local path or remote URI)."""
+    return read_json(os.path.join(out_dir, METRICS_FILE))
 
 
 def log_to_tensorboard(logdir: str, results: Results, step: int) -> None:

@@ -113,6 +113,7 @@ def test_tensorboard_has_training_and_evaluation_scalars(first_run):
             tags.update(value.tag for value in event.summary.value)
     assert "epoch_loss" in tags
     assert "two_stage/recall_at_20" in tags and "popularity/recall_at_20" in tags
+    assert {"full/gzip_bytes", "full/recall_at_20", "int8/gzip_bytes"} <= tags  # the compression report
 
 
 def test_second_run_is_served_from_the_cache(first_run):

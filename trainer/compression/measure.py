@@ -1,7 +1,9 @@
 """Measurements of an exported variant: bytes, gzip bytes, parameters, non-zeros, latency, quality.
 
 * Sizes: bytes on disk of every file of a SavedModel (or a TFLite file), and the size of a
-  deterministic gzip (level 9) of a tar of the same files, i.e. what a download costs.
+  deterministic gzip (level 9) of a tar of the same files, i.e. what a download costs. These
+  walk and tar local files: measure a local export (`components.compress_model` exports into a
+  local temporary folder and copies the result to its artifact URI afterwards).
 * Parameters: the numeric tensors of the SavedModel's checkpoint (`variables/`), grouped by
   the module attribute they hang from, so a report can say what dominates; tensors embedded
   in the graph (`saved_model.pb`: the per-user and catalog tables) are counted in bytes.
@@ -63,12 +65,12 @@ def _files(path: str) -> Sequence[str]:
 
 
 def disk_bytes(path: str) -> int:
-    """Bytes of the file at `path`, or of every file under the directory `path`."""
+    """Bytes of the local file at `path`, or of every file under the local directory `path`."""
     return sum(os.path.getsize(f) for f in _files(path))
 
 
 def gzip_bytes(path: str) -> int:
-    """Bytes of a deterministic gzip (level 9) of a tar of `path` (a file or a directory)."""
+    """Bytes of a deterministic gzip (level 9) of a tar of `path` (a local file or directory)."""
     base = path if os.path.isdir(path) else os.path.dirname(path)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0) as zipped:
@@ -124,7 +126,7 @@ def parameter_stats(saved_model_dir: str) -> ParameterStats:
         nonzeros += int(np.count_nonzero(value))
         group = key.split("/")[0]
         groups[group] = groups.get(group, 0) + value.nbytes
-    groups["graph (saved_model.pb)"] = os.path.getsize(os.path.join(saved_model_dir, GRAPH_FILE))
+    groups["graph (saved_model.pb)"] = tf.io.gfile.stat(os.path.join(saved_model_dir, GRAPH_FILE)).length
     return ParameterStats(parameters, nonzeros, groups)
 
 

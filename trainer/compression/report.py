@@ -2,7 +2,9 @@
 
 Every variant is a row with its sizes, parameter counts, quality and latency, relative to the
 full model; the selection's choice and reason head the page. TensorBoard scalars are written
-with the evaluation step's writer (`components.evaluation.report.log_to_tensorboard`).
+with the evaluation step's writer (`components.evaluation.report.log_to_tensorboard`). Files go
+through `tf.io.gfile` (the evaluation report's helpers), so the output folder may be a local
+path or a remote artifact URI (`gs://`).
 """
 
 from __future__ import annotations
@@ -116,8 +118,13 @@ def markdown(records: Sequence[VariantRecord], selection: Selection) -> str:
 
 def write_chart(path: str, records: Sequence[VariantRecord], chosen: str,
                 budget: Optional[float] = None) -> None:
-    """Scatter of gzip bytes (log x) vs Recall@20, one labelled point per variant; a dashed line
-    marks the lowest Recall@20 within the quality budget when `budget` is given."""
+    """Writes `chart_png` to `path` (a local path or a remote URI)."""
+    evaluation_report.write_bytes(path, chart_png(records, chosen, budget))
+
+
+def chart_png(records: Sequence[VariantRecord], chosen: str, budget: Optional[float] = None) -> bytes:
+    """Scatter of gzip bytes (log x) vs Recall@20, one labelled point per variant, as PNG bytes;
+    a dashed line marks the lowest Recall@20 within the quality budget when `budget` is given."""
     figure = Figure(figsize=(8.0, 5.0))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
@@ -140,7 +147,7 @@ def write_chart(path: str, records: Sequence[VariantRecord], chosen: str,
     axes.set_title(f"Model size vs Recall@20 (selected: {chosen})")
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100)
+    return evaluation_report.figure_png(figure)
 
 
 def _json_ready(value):
@@ -172,7 +179,7 @@ def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Sele
     """Writes compression.json, report.md, report.png and TensorBoard scalars; returns the markdown.
 
     Args:
-      out_dir: the output folder (created if needed).
+      out_dir: the output folder (created if needed; a local path or a remote URI).
       records: every variant's measurements, the full model's included.
       selection: the selection rule's decision.
       budget: the quality budget, drawn on the chart.
@@ -182,21 +189,21 @@ def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Sele
     """
     if not any(r.name == FULL for r in records):
         raise ValueError("the report needs the full model's record")
-    os.makedirs(out_dir, exist_ok=True)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    tf.io.gfile.makedirs(out_dir)
     payload = {"selection": selection.to_dict(),
                "variants": [dataclasses.asdict(r) for r in records]}
-    with open(os.path.join(out_dir, REPORT_JSON), "w", encoding="utf-8") as handle:
-        json.dump(_json_ready(payload), handle, indent=2, sort_keys=True, allow_nan=False)
+    evaluation_report.write_text(os.path.join(out_dir, REPORT_JSON),
+                                 json.dumps(_json_ready(payload), indent=2, sort_keys=True, allow_nan=False))
     text = markdown(records, selection)
-    with open(os.path.join(out_dir, REPORT_MD), "w", encoding="utf-8") as handle:
-        handle.write(text)
+    evaluation_report.write_text(os.path.join(out_dir, REPORT_MD), text)
     write_chart(os.path.join(out_dir, REPORT_PNG), records, selection.chosen, budget)
     evaluation_report.log_to_tensorboard(os.path.join(out_dir, "tensorboard"), scalars(records), step=0)
     return text
 
 
 def read_report(out_dir: str) -> dict:
-    """The compression.json written by `write_report`."""
-    with open(os.path.join(out_dir, REPORT_JSON), encoding="utf-8") as handle:
-        return json.load(handle)
+    """The compression.json written by `write_report` (a local path or a remote URI)."""
+    return evaluation_report.read_json(os.path.join(out_dir, REPORT_JSON))
 

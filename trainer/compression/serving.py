@@ -18,6 +18,7 @@ import os
 from typing import Dict, Optional, Sequence, Type
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer import export, inputs, tables
@@ -106,8 +107,9 @@ def write_marker(model_dir: str, variant: str, int8_candidates: bool, reason: st
     """
     path = os.path.join(model_dir, MARKER_FILE)
     payload = {"variant": variant, "int8_candidate_embeddings": bool(int8_candidates), "reason": reason}
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write(json.dumps(payload, indent=2, sort_keys=True))
     return path
 
 
@@ -118,10 +120,10 @@ def read_marker(model_dir: str) -> Optional[dict]:
       ValueError: the file exists but is not a JSON object with `int8_candidate_embeddings`.
     """
     path = os.path.join(model_dir, MARKER_FILE)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        marker = json.load(handle)
+    with tf.io.gfile.GFile(path) as handle:
+        marker = json.loads(handle.read())
     if not isinstance(marker, dict) or not isinstance(marker.get("int8_candidate_embeddings"), bool):
         raise ValueError(f"{path}: expected an object with a boolean 'int8_candidate_embeddings'")
     return marker
