@@ -12,8 +12,6 @@ of a pipeline run, loaded into memory as the Trainer does (`trainer.inputs.load_
 * project: the Trainer's input (`trainer.inputs.array_dataset`: shuffled index batches, one
   gather per feature, prefetched) and batch size, the 'sqrt' learning-rate rule, and
   `steps_per_execution` fusing train steps into one call;
-* project_vectorised: the same with `gathered_dataset` below, the batch-gather input as first
-  proposed here (`array_dataset` now works this way, so it should match 'project');
 * project_per_example: the same with the previous `array_dataset` (`per_example_dataset`
   below: per-example slices, a 200,000-example shuffle buffer, batched, prefetched).
 
@@ -60,25 +58,6 @@ def baseline_dataset(arrays: Dict[str, np.ndarray], batch_size: int, seed: int):
     return tf.data.Dataset.from_tensor_slices(arrays).shuffle(10_000, seed=seed).batch(batch_size)
 
 
-def gathered_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bool = False, seed: int = 0):
-    """Batches gathered from in-memory arrays by shuffled index batches (one op per feature).
-
-    Same contract as `trainer.inputs.array_dataset` (reshuffled each epoch, known cardinality),
-    without per-example work in tf.data.
-    """
-    import tensorflow as tf
-
-    tensors = {name: tf.constant(value) for name, value in arrays.items()}
-    indices = tf.data.Dataset.range(len(next(iter(arrays.values()))))
-    if shuffle:
-        indices = indices.shuffle(int(indices.cardinality()), seed=seed, reshuffle_each_iteration=True)
-    batches = indices.batch(batch_size).map(
-        lambda idx: {name: tf.gather(value, idx) for name, value in tensors.items()},
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return batches.prefetch(tf.data.AUTOTUNE)
-
-
 def per_example_dataset(arrays: Dict[str, np.ndarray], batch_size: int, shuffle: bool = False, seed: int = 0):
     """The previous `trainer.inputs.array_dataset`: per-example slices, shuffled, batched, prefetched."""
     import tensorflow as tf
@@ -118,7 +97,6 @@ def measure(pipeline_root: str, rounds: int, baseline_batch: int, project_batch:
     variants = {
         "baseline": (TrainerConfig(batch_size=baseline_batch), baseline_dataset(arrays, baseline_batch, 1)),
         "project": (project_cfg, inputs.array_dataset(arrays, project_batch, shuffle=True, seed=1)),
-        "project_vectorised": (project_cfg, gathered_dataset(arrays, project_batch, shuffle=True, seed=1)),
         "project_per_example": (project_cfg, per_example_dataset(arrays, project_batch, shuffle=True, seed=1)),
     }
     results: Dict = {"examples_per_epoch": examples, "rounds": rounds, "threads": os.cpu_count()}
@@ -138,12 +116,12 @@ def measure(pipeline_root: str, rounds: int, baseline_batch: int, project_batch:
             f"{name} {examples / results[name]['epoch_s'][-1]:,.0f}/s" for name in variants), flush=True)
     for name in variants:
         results[name]["examples_per_s"] = examples / statistics.median(results[name]["epoch_s"])
-    for name in ("project", "project_vectorised", "project_per_example"):
+    for name in ("project", "project_per_example"):
         results[f"ratio_{name}"] = results[name]["examples_per_s"] / results["baseline"]["examples_per_s"]
     return results
 
 
-VARIANTS = ("baseline", "project", "project_vectorised", "project_per_example")
+VARIANTS = ("baseline", "project", "project_per_example")
 
 
 def table(results: Dict) -> str:

@@ -111,8 +111,8 @@ def warm_start_networks(previous: Mapping[str, tf.keras.Model], previous_vocabul
     for name, network in target.items():
         old_layers = {layer.name: layer for layer in previous[name].layers} if name in previous else {}
         for layer in network.layers:
-            if not layer.weights:
-                continue
+            if not layer.weights or any(layer is other for other in target.values()):
+                continue  # a network nested in another (multitask: the shared towers) is warm-started once
             where = f"{name}/{layer.name}"
             old = old_layers.get(layer.name)
             feature = embedding_input(layer)

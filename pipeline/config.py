@@ -50,6 +50,12 @@ class TrainerConfig:
     ranking_epochs: int = 3
     ranking_learning_rate: float = 0.003
     ranking_embedding_l2: float = 1e-4
+    # Multitask (rating + retrieval), as in the TFRS multitask tutorial: one model trained for
+    # `epochs` (Adagrad at `learning_rate`) whose ranking network is built on the two towers
+    # (no separate ranking fit, no ranking embeddings of its own).
+    multitask: bool = False  # False: retrieval fit, then a separate DCN ranking fit (the default)
+    multitask_rating_weight: float = 1.0  # weight of the rating (mean squared error) loss
+    multitask_retrieval_weight: float = 1.0  # weight of the in-batch softmax retrieval loss
     candidates_to_rank: int = 100
     ranking_weight: float = 0.05  # final score = retrieval score + weight * predicted rating
     top_k: int = 100
@@ -65,6 +71,14 @@ class TrainerConfig:
     # Continuous training: epochs when the run starts from the previous blessed model's weights.
     warm_start_epochs: int = 1
     warm_start_ranking_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("multitask_rating_weight", "multitask_retrieval_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
+        if self.multitask and not (self.multitask_rating_weight or self.multitask_retrieval_weight):
+            raise ConfigError("trainer.multitask_rating_weight and trainer.multitask_retrieval_weight "
+                              "are both 0: the multitask model would learn nothing")
 
 
 @dataclasses.dataclass(frozen=True)

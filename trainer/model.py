@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -84,8 +84,15 @@ class _Model(tfrs.Model):
         total = tf.add_n([tf.cast(tf.reduce_sum(loss), tf.float32) for loss in self.losses])
         return tf.nn.scale_regularization_loss(total)
 
-    def _logs(self, loss: tf.Tensor, regularization_loss: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def loss_parts(self, features: Dict[str, tf.Tensor], training: bool = False
+                   ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+        """The loss and, logged beside it, named parts of it (none here; see `MultitaskModel`)."""
+        return self.compute_loss(features, training=training), {}
+
+    def _logs(self, loss: tf.Tensor, regularization_loss: tf.Tensor,
+              parts: Optional[Dict[str, tf.Tensor]] = None) -> Dict[str, tf.Tensor]:
         logs = {metric.name: metric.result() for metric in self.metrics}
+        logs.update(parts or {})
         logs["loss"] = loss
         logs["regularization_loss"] = regularization_loss
         logs["total_loss"] = loss + regularization_loss
@@ -93,7 +100,8 @@ class _Model(tfrs.Model):
 
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
-            loss = tf.cast(self.compute_loss(inputs, training=True), tf.float32)
+            loss, parts = self.loss_parts(inputs, training=True)
+            loss = tf.cast(loss, tf.float32)
             regularization_loss = self.regularization_loss()
             total_loss = loss + regularization_loss
             scaled = total_loss
@@ -103,11 +111,11 @@ class _Model(tfrs.Model):
         if _loss_scale_optimizer(self.optimizer):
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return self._logs(loss, regularization_loss)
+        return self._logs(loss, regularization_loss, parts)
 
     def test_step(self, inputs):
-        loss = tf.cast(self.compute_loss(inputs, training=False), tf.float32)
-        return self._logs(loss, self.regularization_loss())
+        loss, parts = self.loss_parts(inputs, training=False)
+        return self._logs(tf.cast(loss, tf.float32), self.regularization_loss(), parts)
 
 
 class RetrievalModel(_Model):
@@ -196,3 +204,64 @@ class RankingModel(_Model):
         # [batch, 1]: MeanSquaredError averages over the last axis, giving one loss per example.
         per_example = self.task(labels=labels[:, tf.newaxis], predictions=predictions[:, tf.newaxis])
         return average_over_global_batch(per_example)
+
+
+class MultitaskModel(_Model):
+    """Rating + retrieval in one model, as in the TFRS multitask tutorial.
+
+    The loss is `retrieval_weight` x the `RetrievalModel` loss (in-batch softmax, summed over the
+    local queries) + `rating_weight` x the `RankingModel` loss (squared error averaged over the
+    global batch); both are computed by those models, which this one holds over the same
+    networks. `network` is expected to share the towers (`towers.build_shared_ranking_model`),
+    so the rating loss trains them too. Both parts are correct under a multi-replica strategy
+    (summed across replicas they give the single-device values), hence so is their weighted sum.
+    `fit` logs the unweighted parts as `retrieval_loss` and `rating_loss` beside `loss`.
+    """
+
+    def __init__(
+        self,
+        query_tower: tf.keras.Model,
+        candidate_tower: tf.keras.Model,
+        network: tf.keras.Model,
+        rating_weight: float = 1.0,
+        retrieval_weight: float = 1.0,
+        item_probabilities: Optional[tf.Tensor] = None,
+        temperature: float = 1.0,
+        remove_accidental_hits: bool = False,
+        cross_replica_negatives: bool = True,
+    ) -> None:
+        super().__init__()
+        self.retrieval = RetrievalModel(
+            query_tower,
+            candidate_tower,
+            item_probabilities=item_probabilities,
+            temperature=temperature,
+            remove_accidental_hits=remove_accidental_hits,
+            cross_replica_negatives=cross_replica_negatives,
+        )
+        self.ranking = RankingModel(network)
+        self.rating_weight = float(rating_weight)
+        self.retrieval_weight = float(retrieval_weight)
+
+    @property
+    def query_tower(self) -> tf.keras.Model:
+        return self.retrieval.query_tower
+
+    @property
+    def candidate_tower(self) -> tf.keras.Model:
+        return self.retrieval.candidate_tower
+
+    @property
+    def network(self) -> tf.keras.Model:
+        return self.ranking.network
+
+    def loss_parts(self, features: Dict[str, tf.Tensor], training: bool = False
+                   ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+        """The weighted loss, and the unweighted `retrieval_loss` and `rating_loss` (float32)."""
+        retrieval = tf.cast(self.retrieval.compute_loss(features, training=training), tf.float32)
+        rating = tf.cast(self.ranking.compute_loss(features, training=training), tf.float32)
+        loss = self.retrieval_weight * retrieval + self.rating_weight * rating
+        return loss, {"retrieval_loss": retrieval, "rating_loss": rating}
+
+    def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        return self.loss_parts(features, training=training)[0]

@@ -1,4 +1,7 @@
-"""Functional Keras towers of the two-tower retrieval model and the DCN-v2 ranking model.
+"""Functional Keras towers of the two-tower retrieval model and the DCN-v2 ranking models.
+
+The ranking network is either standalone (`build_ranking_model`, its own embeddings) or, for the
+multitask model, built on the two towers (`build_shared_ranking_model`).
 
 Towers are plain functional `tf.keras.Model`s over transformed features (so TF-MOT can prune and
 quantize them); the `tfrs.Model` wrappers in `trainer.model` only add the losses.
@@ -114,6 +117,17 @@ def build_candidate_tower(vocab: Vocabularies, dim: int, layers: Sequence[int]) 
     return keras.Model(inputs, _mlp(x, layers, dim, "candidate", True), name="candidate_tower")
 
 
+def _dcn_rating(x, deep_layers: Sequence[int], cross_layers: int, low_rank=None):
+    """Stacked DCN-v2 cross layers on `x`, then a deep MLP, to a scalar rating per example."""
+    x0 = x
+    for i in range(cross_layers):
+        x = tfrs.layers.dcn.Cross(projection_dim=low_rank, name=f"cross_{i}")(x0, x)
+    for i, units in enumerate(deep_layers):
+        x = keras.layers.Dense(units, activation="relu", name=f"ranking_dense_{i}")(x)
+    rating = keras.layers.Dense(1, name="rating")(x)
+    return keras.layers.Reshape((), name="rating_scalar")(rating)
+
+
 def build_ranking_model(
     vocab: Vocabularies,
     dim: int,
@@ -131,11 +145,29 @@ def build_ranking_model(
     x = keras.layers.Concatenate(name="ranking_features")(
         _user_features(inputs, vocab, dim, regularizer) + _item_features(inputs, vocab, dim, regularizer)
     )
-    x0 = x
-    for i in range(cross_layers):
-        x = tfrs.layers.dcn.Cross(projection_dim=low_rank, name=f"cross_{i}")(x0, x)
-    for i, units in enumerate(deep_layers):
-        x = keras.layers.Dense(units, activation="relu", name=f"ranking_dense_{i}")(x)
-    rating = keras.layers.Dense(1, name="rating")(x)
-    rating = keras.layers.Reshape((), name="rating_scalar")(rating)
-    return keras.Model(inputs, rating, name="ranking_model")
+    return keras.Model(inputs, _dcn_rating(x, deep_layers, cross_layers, low_rank), name="ranking_model")
+
+
+def build_shared_ranking_model(
+    query_tower: keras.Model,
+    candidate_tower: keras.Model,
+    deep_layers: Sequence[int],
+    cross_layers: int,
+    low_rank=None,
+) -> keras.Model:
+    """DCN-v2 rating network on top of the retrieval towers (the multitask model's ranking side).
+
+    Its inputs are the union of the two towers' inputs (the same names as `build_ranking_model`'s,
+    so the serving model feeds it unchanged); it computes q = query_tower(user side),
+    c = candidate_tower(item side) and predicts the rating from concat([q, c, q * c]). The towers
+    are nested layers, not copies: training this network trains them.
+    """
+    inputs = {}
+    for tower in (query_tower, candidate_tower):
+        for name, tensor in zip(tower.input_names, tower.inputs):
+            inputs.setdefault(name, keras.Input(shape=tensor.shape[1:], name=name, dtype=tensor.dtype))
+    query = query_tower({name: inputs[name] for name in query_tower.input_names})
+    candidate = candidate_tower({name: inputs[name] for name in candidate_tower.input_names})
+    product = keras.layers.Multiply(name="query_x_candidate")([query, candidate])
+    x = keras.layers.Concatenate(name="shared_ranking_features")([query, candidate, product])
+    return keras.Model(inputs, _dcn_rating(x, deep_layers, cross_layers, low_rank), name="ranking_model")

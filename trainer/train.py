@@ -17,7 +17,11 @@ from trainer.towers import Vocabularies
 
 @dataclasses.dataclass(frozen=True)
 class TrainedModels:
-    """The functional networks that the serving model and the compressor use."""
+    """The functional networks that the serving model and the compressor use.
+
+    In multitask mode (`TrainerConfig.multitask`) `ranking_model` is built on the two towers and
+    both histories are the one multitask fit's (`loss`, `retrieval_loss`, `rating_loss`, ...).
+    """
 
     query_tower: tf.keras.Model
     candidate_tower: tf.keras.Model
@@ -60,6 +64,58 @@ def build_ranking(vocab: Vocabularies, cfg: TrainerConfig) -> models.RankingMode
     return model
 
 
+def build_multitask(
+    vocab: Vocabularies, cfg: TrainerConfig, item_probabilities: Optional[np.ndarray]
+) -> models.MultitaskModel:
+    """A compiled multitask model whose ranking network shares the towers (build it in scope)."""
+    query = towers.build_query_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
+    candidate = towers.build_candidate_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
+    network = towers.build_shared_ranking_model(
+        query, candidate, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank
+    )
+    model = models.MultitaskModel(
+        query,
+        candidate,
+        network,
+        rating_weight=cfg.multitask_rating_weight,
+        retrieval_weight=cfg.multitask_retrieval_weight,
+        item_probabilities=item_probabilities if cfg.logq_correction else None,
+        temperature=cfg.temperature,
+        remove_accidental_hits=cfg.remove_accidental_hits,
+    )
+    model.compile(
+        optimizer=tf.keras.optimizers.Adagrad(distribution.learning_rate(cfg.learning_rate, cfg)),
+        **distribution.compile_options(cfg),
+    )
+    return model
+
+
+def _train_multitask(train_data, eval_data, vocab, cfg, item_probabilities, strategy, make_callbacks,
+                     steps_per_epoch, initialize) -> TrainedModels:
+    """`train` in multitask mode: one fit of a `MultitaskModel` for `cfg.epochs`."""
+    policy = distribution.precision_policy(cfg.mixed_precision, strategy)
+    with strategy.scope(), distribution.precision_scope(policy):
+        multitask = build_multitask(vocab, cfg, item_probabilities)
+    if initialize is not None:
+        initialize({"query_tower": multitask.query_tower, "candidate_tower": multitask.candidate_tower,
+                    "ranking_model": multitask.network})
+    history = multitask.fit(
+        train_data,
+        validation_data=eval_data,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=make_callbacks("multitask"),
+        verbose=2,
+    ).history
+    return TrainedModels(
+        query_tower=multitask.query_tower,
+        candidate_tower=multitask.candidate_tower,
+        ranking_model=multitask.network,
+        retrieval_history=history,
+        ranking_history=history,
+    )
+
+
 def train(
     train_data: tf.data.Dataset,
     eval_data: Optional[tf.data.Dataset],
@@ -73,6 +129,9 @@ def train(
 ) -> TrainedModels:
     """Fits the retrieval model, then the ranking model, and returns their networks.
 
+    With `cfg.multitask` it fits one `MultitaskModel` instead (rating + retrieval, the ranking
+    network built on the towers) for `cfg.epochs`; `cfg.ranking_epochs` is then unused.
+
     Args:
       train_data / eval_data: batches of transformed features (eval may be None).
       vocab: embedding input sizes.
@@ -80,7 +139,7 @@ def train(
       item_probabilities: per-item sampling probability for logQ correction.
       strategy: tf.distribute strategy (default strategy when None).
       callbacks: makes the Keras callbacks (TensorBoard, progress) of one fit, given its name
-        ('retrieval' or 'ranking').
+        ('retrieval' or 'ranking'; 'multitask' in multitask mode).
       steps_per_epoch: limits each epoch (None: one pass over `train_data`).
       initialize: called once the networks are built, before any fit, with them by name
         (`trainer.export.NETWORKS`); a warm start sets their weights here.
@@ -88,6 +147,9 @@ def train(
     tf.keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or tf.distribute.get_strategy()
     make_callbacks = callbacks or (lambda stage: [])
+    if cfg.multitask:
+        return _train_multitask(train_data, eval_data, vocab, cfg, item_probabilities, strategy, make_callbacks,
+                                steps_per_epoch, initialize)
     policy = distribution.precision_policy(cfg.mixed_precision, strategy)
     with strategy.scope(), distribution.precision_scope(policy):
         retrieval = build_retrieval(vocab, cfg, item_probabilities)
@@ -121,5 +183,5 @@ def train(
 
 
 def final_losses(trained: TrainedModels) -> Tuple[float, float]:
-    """Last training loss of the retrieval and the ranking fit."""
+    """Last training loss of the retrieval and the ranking fit (multitask: the one fit's, twice)."""
     return trained.retrieval_history["loss"][-1], trained.ranking_history["loss"][-1]

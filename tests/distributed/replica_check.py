@@ -1,4 +1,4 @@
-"""Compares the retrieval and ranking losses and gradients on 2 logical CPU replicas with one device.
+"""Compares the models' losses and gradients on 2 logical CPU replicas with those on one device.
 
 Run in its own process (logical devices must be configured before TensorFlow initialises them):
 
@@ -8,12 +8,15 @@ Prints one JSON object with, per global batch size, the single-device loss, the 
 per-replica losses with gathered and with per-replica negatives, the largest gradient
 differences, and (for the first batch size) the largest weight difference after one Keras `fit`
 step with SGD in each setting; under "ranking", the same for the DCN ranking model (mean
-squared error over the global batch, L2-regularised embeddings) over a few `fit` steps.
+squared error over the global batch, L2-regularised embeddings) over a few `fit` steps; under
+"multitask" (only with `--models multitask`), the same for the multitask model (rating +
+retrieval on shared towers).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from typing import Dict, List
@@ -123,14 +126,37 @@ def _build_ranking(vocab):
     return model
 
 
+def _build_multitask(vocab, probabilities: np.ndarray):
+    import tensorflow as tf
+
+    from trainer import model as models
+    from trainer import towers
+
+    tf.keras.utils.set_random_seed(17)
+    query = towers.build_query_tower(vocab, 8, (16,))
+    candidate = towers.build_candidate_tower(vocab, 8, (16,))
+    network = towers.build_shared_ranking_model(query, candidate, (16,), cross_layers=1, low_rank=4)
+    model = models.MultitaskModel(
+        query, candidate, network, rating_weight=0.5, retrieval_weight=1.5, item_probabilities=probabilities,
+        temperature=0.2, remove_accidental_hits=True,
+    )
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.05))
+    return model
+
+
 def _compare_ranking(strategy, vocab, global_batch: int, steps: int) -> Dict[str, object]:
     """Ranking: single-device vs 2-replica loss and gradients, then `steps` fit steps of each."""
+    return _compare_model(strategy, vocab, global_batch, steps, _build_ranking, ("loss", "regularization_loss", "rmse"))
+
+
+def _compare_model(strategy, vocab, global_batch: int, steps: int, build, fit_keys) -> Dict[str, object]:
+    """Single-device vs 2-replica loss and gradients of `build(vocab)`, then `steps` fit steps of each."""
     import tensorflow as tf
 
     features = _features(global_batch * steps, vocab, seed=100 + global_batch)
     first = {k: tf.constant(v[:global_batch]) for k, v in features.items()}
     dataset = tf.data.Dataset.from_tensor_slices(features).batch(global_batch)
-    single = _build_ranking(vocab)
+    single = build(vocab)
     initial = single.get_weights()
 
     def losses(model, batch):
@@ -143,7 +169,7 @@ def _compare_ranking(strategy, vocab, global_batch: int, steps: int) -> Dict[str
     single_loss, single_total, single_grads = losses(single, first)
     single_grads = _dense(single_grads)
     with strategy.scope():
-        mirrored = _build_ranking(vocab)
+        mirrored = build(vocab)
         mirrored.set_weights(initial)
     inputs = next(iter(strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensor_slices(first).batch(global_batch))))
@@ -166,7 +192,7 @@ def _compare_ranking(strategy, vocab, global_batch: int, steps: int) -> Dict[str
     results["fit_max_weight_change"] = max(
         float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), initial)
     )
-    for key in ("loss", "regularization_loss", "rmse"):
+    for key in fit_keys:
         results[f"fit_{key}"] = [float(mirrored_fit[key][-1]), float(single_fit[key][-1])]
     return results
 
@@ -174,7 +200,9 @@ def _compare_ranking(strategy, vocab, global_batch: int, steps: int) -> Dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--global-batches", default="8,7", help="comma-separated global batch sizes")
+    parser.add_argument("--models", default="retrieval,ranking", help="comma-separated: retrieval, ranking, multitask")
     args = parser.parse_args()
+    chosen = args.models.split(",")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
 
@@ -188,12 +216,16 @@ def main() -> None:
     probabilities = np.array([0.4, 0.2, 0.2, 0.1, 0.05, 0.05], np.float32)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results: Dict[str, object] = {"replicas": strategy.num_replicas_in_sync}
-    for i, size in enumerate(int(b) for b in args.global_batches.split(",")):
-        results[str(size)] = _compare(strategy, vocab, probabilities, size, with_fit=i == 0)
-    results["ranking"] = {
-        str(size): _compare_ranking(strategy, vocab, int(size), steps=3)
-        for size in args.global_batches.split(",")
-    }
+    sizes = args.global_batches.split(",")
+    if "retrieval" in chosen:
+        for i, size in enumerate(sizes):
+            results[size] = _compare(strategy, vocab, probabilities, int(size), with_fit=i == 0)
+    if "ranking" in chosen:
+        results["ranking"] = {size: _compare_ranking(strategy, vocab, int(size), steps=3) for size in sizes}
+    if "multitask" in chosen:
+        build = functools.partial(_build_multitask, probabilities=probabilities)
+        keys = ("loss", "retrieval_loss", "rating_loss", "rmse")
+        results["multitask"] = {size: _compare_model(strategy, vocab, int(size), 3, build, keys) for size in sizes}
     print(json.dumps(results))
 
 

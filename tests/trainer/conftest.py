@@ -1,4 +1,7 @@
-"""Fixtures: tiny data run through the real preprocessing_fn under tf.Transform's Beam impl."""
+"""Fixtures: tiny data run through the real preprocessing_fn under tf.Transform's Beam impl.
+
+`build_serving` wraps trained networks in the two-stage serving model over the tiny catalog.
+"""
 
 from __future__ import annotations
 
@@ -49,3 +52,33 @@ def transformed_tiny(tmp_path_factory) -> TransformedTiny:
     train_file = root / "train.tfrecord.gz"
     _write_transformed(transformed, train_file, tft_output)
     return TransformedTiny(str(root / "transform"), str(train_file), rows, tiny_data.catalog())
+
+
+def build_serving(transformed: TransformedTiny, tft_output, data, query_tower, candidate_tower, ranking_model,
+                  options):
+    """The `ServingModel` of trained networks over the tiny catalog, and its `ServingTables`.
+
+    Args:
+      transformed: the `transformed_tiny` fixture.
+      tft_output: its `TFTransformOutput`.
+      data: the training batches (the per-user tables are built from them).
+      query_tower / candidate_tower / ranking_model: the networks.
+      options: `trainer.serving_model.ServingOptions`.
+    """
+    import numpy as np
+
+    from trainer import features as F
+    from trainer import inputs, serving_model, tables
+
+    catalog = {name: np.array([row[name] for row in transformed.catalog]) for name in F.CATALOG_FEATURES}
+    catalog[F.ITEM_ID] = catalog[F.ITEM_ID].astype(bytes)
+    for name in (F.ITEM_TITLE, F.ITEM_GENRES):
+        catalog[name] = catalog[name].astype(bytes)
+    item_features = tables.transform_catalog(catalog, tft_output)
+    embeddings = tables.embed_catalog(candidate_tower, item_features)
+    names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
+    table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
+    module = serving_model.ServingModel(
+        query_tower, ranking_model, embeddings, table, tft_output.transform_features_layer(), options
+    )
+    return module, table

@@ -31,22 +31,13 @@ def trained(transformed_tiny):
 
 @pytest.fixture(scope="module")
 def serving(trained, transformed_tiny):
-    from trainer import inputs, serving_model, tables
+    from tests.trainer.conftest import build_serving
+    from trainer import serving_model
 
     tft_output, data, models = trained
-    catalog = {name: np.array([row[name] for row in transformed_tiny.catalog]) for name in F.CATALOG_FEATURES}
-    catalog[F.ITEM_ID] = catalog[F.ITEM_ID].astype(bytes)
-    for name in (F.ITEM_TITLE, F.ITEM_GENRES):
-        catalog[name] = catalog[name].astype(bytes)
-    item_features = tables.transform_catalog(catalog, tft_output)
-    embeddings = tables.embed_catalog(models.candidate_tower, item_features)
-    names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
-    table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
-    module = serving_model.ServingModel(
-        models.query_tower, models.ranking_model, embeddings, table,
-        tft_output.transform_features_layer(), serving_model.ServingOptions(top_k=K, candidates_to_rank=10, ranking_weight=0.1),
-    )
-    return module, table
+    return build_serving(transformed_tiny, tft_output, data, models.query_tower, models.candidate_tower,
+                         models.ranking_model,
+                         serving_model.ServingOptions(top_k=K, candidates_to_rank=10, ranking_weight=0.1))
 
 
 def _seen(rows, user):
