@@ -26,7 +26,7 @@ def trained(transformed_tiny):
     data = inputs.transformed_dataset(transformed_tiny.train_pattern, tft_output, cfg.batch_size, shuffle=True)
     probabilities = inputs.item_probabilities(data, vocab.items)
     models = train.train(data, None, vocab, cfg, item_probabilities=probabilities)
-    return tft_output, data, models
+    return tft_output, data, models, (vocab, cfg, probabilities)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def serving(trained, transformed_tiny):
     from tests.trainer.conftest import build_serving
     from trainer import serving_model
 
-    tft_output, data, models = trained
+    tft_output, data, models, _ = trained
     return build_serving(transformed_tiny, tft_output, data, models.query_tower, models.candidate_tower,
                          models.ranking_model,
                          serving_model.ServingOptions(top_k=K, candidates_to_rank=10, ranking_weight=0.1))
@@ -45,10 +45,28 @@ def _seen(rows, user):
 
 
 def test_both_losses_fall(trained):
-    _, _, models = trained
-    retrieval, ranking = models.retrieval_history["loss"], models.ranking_history["loss"]
-    assert retrieval[-1] < 0.8 * retrieval[0]
-    assert ranking[-1] < 0.5 * ranking[0]
+    """The trained networks' losses on the training data, against the same networks untrained."""
+    import tensorflow as tf
+
+    from trainer import model as models_module
+    from trainer import train
+
+    _, data, models, (vocab, cfg, probabilities) = trained
+    tf.keras.utils.set_random_seed(cfg.seed)  # train.train's initial weights
+    untrained_retrieval = train.build_retrieval(vocab, cfg, probabilities)
+    untrained_ranking = train.build_ranking(vocab, cfg)
+    trained_retrieval = train.build_retrieval(vocab, cfg, probabilities)
+    trained_retrieval.query_tower, trained_retrieval.candidate_tower = models.query_tower, models.candidate_tower
+    trained_ranking = models_module.RankingModel(models.ranking_model)
+
+    def mean_loss(model):
+        return float(np.mean([model.compute_loss(batch).numpy() for batch in data]))
+
+    # Measured here: retrieval 155 vs 294, ranking 2e-5 vs 20.
+    assert mean_loss(trained_retrieval) < 0.7 * mean_loss(untrained_retrieval)
+    assert mean_loss(trained_ranking) < 0.1 * mean_loss(untrained_ranking)
+    history = models.retrieval_history["loss"], models.ranking_history["loss"]
+    assert all(h[-1] < h[0] for h in history), history
 
 
 def test_recommends_unseen_items_of_the_users_group(serving, transformed_tiny):
