@@ -12,7 +12,7 @@ writes, with TFX's KubeflowV2DagRunner:
   uploads.
 
 All paths lie under `KubeflowConfig.output_root` (a gs:// URI in production). Beam components
-get the arguments of the configured runner (`kubeflow.beam_args`); on Dataflow, Flink or Spark
+get the arguments of the configured runner (`pipeline.beam_args`); on Dataflow, Flink or Spark
 the pipeline image is also the Beam SDK worker image unless another one is configured.
 """
 
@@ -27,7 +27,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from pipeline.config import PipelineConfig
-from kubeflow import beam_args, resources
+from kubeflow import resources
 from kubeflow.config import KubeflowConfig
 
 DEFAULT_ROOT_KEY = "defaultPipelineRoot"
@@ -60,13 +60,7 @@ def kubeflow_pipeline_config(cfg: PipelineConfig, kf: KubeflowConfig) -> Pipelin
     beam = cfg.beam
     if beam.runner != "DirectRunner" and not beam.sdk_container_image:
         beam = dataclasses.replace(beam, sdk_container_image=kf.image)
-    args = beam_args.runner_args(beam)
-    if beam.pipeline_args() != args:
-        # BeamConfig.pipeline_args() spells only '--runner' for production runners; carry the
-        # generated arguments as extra arguments so that create_pipeline passes them on.
-        beam = dataclasses.replace(beam, extra_args=args[1:])
-    if beam.pipeline_args() != args:
-        raise RuntimeError(f"Beam arguments {beam.pipeline_args()} differ from the generated {args}")
+    beam.pipeline_args()  # a runner setting that is missing or invalid fails here, before compiling
     return dataclasses.replace(
         cfg,
         pipeline_root=kf.output_path("pipeline"),

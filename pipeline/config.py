@@ -100,7 +100,7 @@ class BeamConfig:
     direct_num_workers: int = 1
     direct_running_mode: str = "in_memory"  # in_memory | multi_threading | multi_processing
     extra_args: Tuple[str, ...] = ()
-    # Production runners (kubeflow.beam_args.runner_args turns these into flags).
+    # Production runners (pipeline.beam_args.runner_args turns these into flags).
     project: str = ""  # DataflowRunner: GCP project
     region: str = ""  # DataflowRunner: region, e.g. europe-west1
     temp_location: str = ""  # DataflowRunner: gs:// scratch path
@@ -114,14 +114,14 @@ class BeamConfig:
     sdk_container_image: str = ""  # worker image (Dataflow / DOCKER environments): the pipeline image
 
     def pipeline_args(self) -> Tuple[str, ...]:
-        """Arguments handed to `tfx.dsl.Pipeline(beam_pipeline_args=...)`."""
-        args = [f"--runner={self.runner}"]
-        if self.runner == "DirectRunner":
-            args += [
-                f"--direct_num_workers={self.direct_num_workers}",
-                f"--direct_running_mode={self.direct_running_mode}",
-            ]
-        return tuple(args) + tuple(self.extra_args)
+        """Arguments handed to `tfx.dsl.Pipeline(beam_pipeline_args=...)` (`pipeline.beam_args`).
+
+        Raises:
+          ValueError: unknown runner, or a setting the runner needs is missing or invalid.
+        """
+        from pipeline import beam_args
+
+        return beam_args.runner_args(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kubeflow import beam_args
+from pipeline import beam_args
 from kubeflow.config import (KubeflowConfig, KubeflowConfigError, ResourceConfig, kubeflow_config_from_dict,
                              load_kubeflow_config)
 from pipeline.config import BeamConfig
@@ -84,6 +84,12 @@ def test_dataflow_arguments():
     assert options["machine_type"] == "n2-highmem-8"
     assert options["sdk_container_image"] == "gcr.io/proj/recsys:1"
     assert options["job_name"] == "recsys-nightly"
+    # The pipeline hands the same arguments to every Beam-based component.
+    from pipeline.config import PipelineConfig
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(PipelineConfig(beam=beam))
+    assert list(pipeline.beam_pipeline_args) == list(beam_args.runner_args(beam))
 
 
 def test_flink_and_spark_arguments():
