@@ -14,6 +14,7 @@ K = 5
 
 @pytest.fixture(scope="module")
 def trained(transformed_tiny):
+    import tensorflow as tf
     import tensorflow_transform as tft
 
     from pipeline.config import TrainerConfig
@@ -23,6 +24,9 @@ def trained(transformed_tiny):
                         learning_rate=0.2, ranking_epochs=30, top_k=K, seed=3)
     tft_output = tft.TFTransformOutput(transformed_tiny.transform_dir)
     vocab = inputs.vocabularies(tft_output)
+    # The shuffle order depends on the global seed when the dataset is made: fix it, so that the
+    # result does not depend on which tests ran before in the same process.
+    tf.keras.utils.set_random_seed(cfg.seed)
     data = inputs.transformed_dataset(transformed_tiny.train_pattern, tft_output, cfg.batch_size, shuffle=True)
     probabilities = inputs.item_probabilities(data, vocab.items)
     models = train.train(data, None, vocab, cfg, item_probabilities=probabilities)
@@ -77,11 +81,17 @@ def test_recommends_unseen_items_of_the_users_group(serving, transformed_tiny):
     scores = out[F.SERVING_OUTPUT_SCORES].numpy()
     assert items.shape == (4, K) and scores.shape == (4, K)
     assert np.all(np.diff(scores, axis=1) <= 1e-6), "scores must be best first"
-    for user, recs in zip(users, items):
+    retrieved = module.retrieve(np.array(users, dtype=object))[F.SERVING_OUTPUT_ITEMS].numpy().astype(str)
+    for user, recs, candidates in zip(users, items, retrieved):
         assert not (set(recs) & _seen(transformed_tiny.rows, user)), f"{user} got an item already rated"
-        # Each user has 3-4 unseen items of their own group; they must lead the list.
+        # Each user has 3-4 unseen items of their own group; they lead the retrieval stage. The
+        # re-ranked list adds 0.1 x the predicted rating, which in this world depends on the item's
+        # parity, not its group (ratings are 4 or 5 by item index), so an other-group item rated
+        # 5 may overtake an own-group item rated 4 when their retrieval scores lie within 0.1:
+        # the two-stage list must be led by an own-group item and hold at least two in its top 3.
+        assert all(item[0] == user[1] for item in candidates[:3]), f"{user} retrieval: {candidates}"
         own = [item for item in recs[:3] if item[0] == user[1]]
-        assert len(own) == 3, f"{user}: {recs}"
+        assert recs[0][0] == user[1] and len(own) >= 2, f"{user}: {recs}"
 
 
 def test_unknown_user_gets_popular_items(serving):
