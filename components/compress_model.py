@@ -177,4 +177,3 @@ def CompressModel(  # noqa: N802 - TFX component names are CamelCase
     compressed_model.set_string_custom_property("compression_variant", outcome.selection.chosen)
     report.set_string_custom_property("selected_variant", outcome.selection.chosen)
     report.set_string_custom_property("reason", outcome.selection.reason)
-    print(outcome.markdown, flush=True)

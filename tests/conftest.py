@@ -22,3 +22,20 @@ def ml_latest_small() -> pathlib.Path:
     if not (path / "ratings.csv").exists():
         pytest.skip(f"MovieLens latest-small not found at {path}; the test needs ../shared/datasets")
     return path
+
+
+@pytest.fixture
+def remote_dir():
+    """A fresh folder on TensorFlow's in-memory filesystem (`ram://`).
+
+    Local file APIs cannot see it, like the gs:// artifact URIs of Kubeflow / Vertex: code that
+    writes there correctly goes through tf.io.gfile. The filesystem is shared by the process.
+    """
+    import uuid
+
+    import tensorflow as tf
+
+    path = f"ram://some/dir/{uuid.uuid4().hex}"
+    yield path
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)

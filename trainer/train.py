@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import TrainerConfig
-from trainer import distribution
+from trainer import distribution, export
 from trainer import model as models
 from trainer import towers
 from trainer.towers import Vocabularies
@@ -90,32 +90,6 @@ def build_multitask(
     return model
 
 
-def _train_multitask(train_data, eval_data, vocab, cfg, item_probabilities, strategy, make_callbacks,
-                     steps_per_epoch, initialize) -> TrainedModels:
-    """`train` in multitask mode: one fit of a `MultitaskModel` for `cfg.epochs`."""
-    policy = distribution.precision_policy(cfg.mixed_precision, strategy)
-    with strategy.scope(), distribution.precision_scope(policy):
-        multitask = build_multitask(vocab, cfg, item_probabilities)
-    if initialize is not None:
-        initialize({"query_tower": multitask.query_tower, "candidate_tower": multitask.candidate_tower,
-                    "ranking_model": multitask.network})
-    history = multitask.fit(
-        train_data,
-        validation_data=eval_data,
-        epochs=cfg.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=make_callbacks("multitask"),
-        verbose=2,
-    ).history
-    return TrainedModels(
-        query_tower=multitask.query_tower,
-        candidate_tower=multitask.candidate_tower,
-        ranking_model=multitask.network,
-        retrieval_history=history,
-        ranking_history=history,
-    )
-
-
 def train(
     train_data: tf.data.Dataset,
     eval_data: Optional[tf.data.Dataset],
@@ -147,39 +121,25 @@ def train(
     tf.keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or tf.distribute.get_strategy()
     make_callbacks = callbacks or (lambda stage: [])
-    if cfg.multitask:
-        return _train_multitask(train_data, eval_data, vocab, cfg, item_probabilities, strategy, make_callbacks,
-                                steps_per_epoch, initialize)
     policy = distribution.precision_policy(cfg.mixed_precision, strategy)
     with strategy.scope(), distribution.precision_scope(policy):
-        retrieval = build_retrieval(vocab, cfg, item_probabilities)
-        ranking = build_ranking(vocab, cfg)
+        if cfg.multitask:
+            multitask = build_multitask(vocab, cfg, item_probabilities)
+            fits = [("multitask", multitask, cfg.epochs)]
+            networks = (multitask.query_tower, multitask.candidate_tower, multitask.network)
+        else:
+            retrieval = build_retrieval(vocab, cfg, item_probabilities)
+            ranking = build_ranking(vocab, cfg)
+            fits = [("retrieval", retrieval, cfg.epochs), ("ranking", ranking, cfg.ranking_epochs)]
+            networks = (retrieval.query_tower, retrieval.candidate_tower, ranking.network)
     if initialize is not None:
-        initialize({"query_tower": retrieval.query_tower, "candidate_tower": retrieval.candidate_tower,
-                    "ranking_model": ranking.network})
-    retrieval_fit = retrieval.fit(
-        train_data,
-        validation_data=eval_data,
-        epochs=cfg.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=make_callbacks("retrieval"),
-        verbose=2,
-    )
-    ranking_fit = ranking.fit(
-        train_data,
-        validation_data=eval_data,
-        epochs=cfg.ranking_epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=make_callbacks("ranking"),
-        verbose=2,
-    )
-    return TrainedModels(
-        query_tower=retrieval.query_tower,
-        candidate_tower=retrieval.candidate_tower,
-        ranking_model=ranking.network,
-        retrieval_history=retrieval_fit.history,
-        ranking_history=ranking_fit.history,
-    )
+        initialize(dict(zip(export.NETWORKS, networks)))
+    histories = [
+        model.fit(train_data, validation_data=eval_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=make_callbacks(stage), verbose=2).history
+        for stage, model, epochs in fits
+    ]
+    return TrainedModels(*networks, retrieval_history=histories[0], ranking_history=histories[-1])
 
 
 def final_losses(trained: TrainedModels) -> Tuple[float, float]:

@@ -9,29 +9,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 
 import pytest
 
 from tests.compression.test_report import _record
+from tests.remote_files import read
 from trainer.compression import report
 from trainer.compression.select import Candidate, select_variant
 
 tf = pytest.importorskip("tensorflow")
-
-
-@pytest.fixture
-def remote_dir():
-    """A fresh ram:// folder (the in-memory filesystem is shared by the whole process)."""
-    path = f"ram://some/dir/{uuid.uuid4().hex}"
-    yield path
-    if tf.io.gfile.exists(path):
-        tf.io.gfile.rmtree(path)
-
-
-def _read(path, mode="r"):
-    with tf.io.gfile.GFile(path, mode) as handle:
-        return handle.read()
 
 
 def _records_and_selection():
@@ -50,10 +36,10 @@ def test_compression_report_to_a_remote_uri(remote_dir):
     out = f"{remote_dir}/report"
     text = report.write_report(out, records, selection, budget=0.01)
     assert not os.path.exists(out)
-    assert _read(os.path.join(out, report.REPORT_MD)) == text
-    png = _read(os.path.join(out, report.REPORT_PNG), "rb")
+    assert read(os.path.join(out, report.REPORT_MD)) == text
+    png = read(os.path.join(out, report.REPORT_PNG), "rb")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
-    saved = json.loads(_read(os.path.join(out, report.REPORT_JSON)))
+    saved = json.loads(read(os.path.join(out, report.REPORT_JSON)))
     assert saved == report.read_report(out)
     assert saved["selection"]["chosen"] == "int8"
     assert [v["name"] for v in saved["variants"]] == ["full", "int8", "tflite_full_integer"]
@@ -90,7 +76,7 @@ def test_publish_dir_copies_a_local_tree_to_a_remote_uri(tmp_path, remote_dir):
     for root, _, names in tf.io.gfile.walk(target):
         for name in names:
             path = os.path.join(root, name)
-            copied[os.path.relpath(path, target)] = _read(path, "rb")
+            copied[os.path.relpath(path, target)] = read(path, "rb")
     assert copied == files  # same layout and bytes; the stale file is gone
     assert tf.io.gfile.isdir(os.path.join(target, "full", "assets"))
     assert (local / "full" / "saved_model.pb").exists()  # the source is left as it was

@@ -106,28 +106,14 @@ def write_examples(rows: List[Dict[str, object]], path: pathlib.Path, names) -> 
 
 def build_world(root: pathlib.Path, shape: Shape = Shape()) -> World:
     """Writes every file of the tiny world under `root`."""
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import schema_utils
-
-    from pipeline import schema as schema_module
-    from tests.trainer.conftest import _write_transformed
-    from trainer import preprocessing
+    from tests.trainer.conftest import transform_rows
 
     train_rows = interactions(shape, held_out=False)
     eval_rows = interactions(shape, held_out=True)
     catalog_rows = catalog(shape)
-    spec = schema_utils.schema_as_feature_spec(schema_module.build_schema()).feature_spec
-    instances = [{k: [v] for k, v in row.items()} for row in train_rows]
-    with tft_beam.Context(temp_dir=str(root / "tmp"), force_tf_compat_v1=False):
-        (transformed, _), transform_fn = (
-            instances, tft.DatasetMetadata.from_feature_spec(spec)
-        ) | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform"))
-    tft_output = tft.TFTransformOutput(str(root / "transform"))
     transformed_train = root / "transformed" / "train" / "part-0.gz"
     transformed_train.parent.mkdir(parents=True)
-    _write_transformed(transformed, transformed_train, tft_output)
+    transform_rows(train_rows, root, transformed_train)
     return World(
         root=str(root),
         transform_dir=str(root / "transform"),

@@ -6,44 +6,30 @@ tf.io.gfile, as artifact URIs on Kubeflow / Vertex (gs://) would.
 
 import json
 import os
-import uuid
 
 import pytest
 
 from components.evaluation.report import CHART_FILE, METRICS_FILE, REPORT_FILE, read_metrics, write_report
 from tests.evaluation.test_report import BLESSING, RESULTS, SLICES
+from tests.remote_files import read
 
 tf = pytest.importorskip("tensorflow")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def remote_dir():
-    """A fresh ram:// folder (the in-memory filesystem is shared by the whole process)."""
-    path = f"ram://some/dir/{uuid.uuid4().hex}"
-    yield path
-    if tf.io.gfile.exists(path):
-        tf.io.gfile.rmtree(path)
-
-
-def _read(path, mode="r"):
-    with tf.io.gfile.GFile(path, mode) as handle:
-        return handle.read()
-
-
 def test_write_report_to_a_remote_uri(remote_dir):
     out = f"{remote_dir}/eval"
     write_report(out, RESULTS, SLICES, BLESSING)
     assert not os.path.exists(out)  # nothing went to a local folder of that name
-    metrics = json.loads(_read(os.path.join(out, METRICS_FILE)))
+    metrics = json.loads(read(os.path.join(out, METRICS_FILE)))
     assert metrics["results"]["two_tower"] == RESULTS["two_tower"]
     assert metrics["results"]["popularity"]["ndcg_at_10"] is None
     assert metrics["slices"] == SLICES and metrics["blessing"] == BLESSING
     assert read_metrics(out) == metrics
-    markdown = _read(os.path.join(out, REPORT_FILE))
+    markdown = read(os.path.join(out, REPORT_FILE))
     assert BLESSING["reason"] in markdown and "## Slice: cold" in markdown
-    png = _read(os.path.join(out, CHART_FILE), "rb")
+    png = read(os.path.join(out, CHART_FILE), "rb")
     assert png[:8] == PNG_SIGNATURE and len(png) > 1000
 
 
@@ -51,7 +37,7 @@ def test_report_files_are_the_same_locally_and_remotely(remote_dir, tmp_path):
     write_report(remote_dir, RESULTS, SLICES, BLESSING)
     write_report(str(tmp_path), RESULTS, SLICES, BLESSING)
     for name in (METRICS_FILE, REPORT_FILE):
-        assert _read(os.path.join(remote_dir, name)) == (tmp_path / name).read_text()
+        assert read(os.path.join(remote_dir, name)) == (tmp_path / name).read_text()
     assert sorted(tf.io.gfile.listdir(remote_dir)) == sorted(os.listdir(tmp_path))
 
 
@@ -65,6 +51,6 @@ def test_blessing_marker_and_previous_metrics_on_a_remote_uri(remote_dir, blesse
     write_report(blessing, results, {}, {"blessed": blessed, "reason": "why"})
     path = write_blessing_marker(blessing, blessed, "why")
     assert path == os.path.join(blessing, marker)
-    assert _read(path) == "why\n"
+    assert read(path) == "why\n"
     assert sorted(tf.io.gfile.listdir(blessing)) == sorted([CHART_FILE, METRICS_FILE, REPORT_FILE, marker])
     assert previous_metrics(blessing) == results[TWO_STAGE]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -98,8 +97,8 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
     def fake_train(train_data, eval_data, vocab, cfg, initialize=None, **kwargs):
         calls["epochs"] = (cfg.epochs, cfg.ranking_epochs)
         calls["initialize"] = initialize
-        return real_train(train_data, None, vocab, dataclasses.replace(cfg, batch_size=64), initialize=initialize,
-                          **{k: v for k, v in kwargs.items() if k not in ("callbacks",)})
+        return real_train(train_data, None, vocab, cfg, initialize=initialize,
+                          **{k: v for k, v in kwargs.items() if k != "callbacks"})
 
     monkeypatch.setattr(run_module.inputs, "load_arrays", fake_load_arrays)
     monkeypatch.setattr(run_module.train, "train", fake_train)
@@ -115,10 +114,6 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
     with open(out / run_module.WARM_START_FILE) as handle:
         record = json.load(handle)
     assert record["source"] == trained and not record["fresh"]
-    assert record["remapped"][f"query_tower/{F.USER_ID}_embedding"] == {"kept": len(tiny_base_users(tft_output)), "new": 0}
+    assert record["remapped"][f"query_tower/{F.USER_ID}_embedding"] == {"kept": len(tft_output.vocabulary_by_name(F.USER_ID_VOCAB)), "new": 0}
     networks = run_module.export.load_trained(str(out))
     assert networks.query_tower.get_layer(f"{F.USER_ID}_embedding").input_dim == vocab.users
-
-
-def tiny_base_users(tft_output):
-    return tft_output.vocabulary_by_name(F.USER_ID_VOCAB)

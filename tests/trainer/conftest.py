@@ -29,18 +29,19 @@ def _write_transformed(rows, path: pathlib.Path, tft_output) -> None:
             writer.write(coder.encode(row))
 
 
-@pytest.fixture(scope="session")
-def transformed_tiny(tmp_path_factory) -> TransformedTiny:
+def transform_rows(rows, root, train_file):
+    """Analyses `rows` with `preprocessing_fn` under tf.Transform's Beam implementation.
+
+    Writes the Transform graph to `root/transform` and the transformed rows to `train_file`
+    (gzipped TFRecord); returns the `TFTransformOutput`.
+    """
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import schema_utils
 
     from pipeline import schema as schema_module
-    from tests.trainer import tiny_data
     from trainer import preprocessing
 
-    root = tmp_path_factory.mktemp("tiny_transform")
-    rows = tiny_data.interactions()
     spec = schema_utils.schema_as_feature_spec(schema_module.build_schema()).feature_spec
     instances = [{k: [v] for k, v in row.items()} for row in rows]
     with tft_beam.Context(temp_dir=str(root / "tmp"), force_tf_compat_v1=False):
@@ -49,8 +50,18 @@ def transformed_tiny(tmp_path_factory) -> TransformedTiny:
         ) | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform"))
     tft_output = tft.TFTransformOutput(str(root / "transform"))
-    train_file = root / "train.tfrecord.gz"
     _write_transformed(transformed, train_file, tft_output)
+    return tft_output
+
+
+@pytest.fixture(scope="session")
+def transformed_tiny(tmp_path_factory) -> TransformedTiny:
+    from tests.trainer import tiny_data
+
+    root = tmp_path_factory.mktemp("tiny_transform")
+    rows = tiny_data.interactions()
+    train_file = root / "train.tfrecord.gz"
+    transform_rows(rows, root, train_file)
     return TransformedTiny(str(root / "transform"), str(train_file), rows, tiny_data.catalog())
 
 
