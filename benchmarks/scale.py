@@ -7,7 +7,8 @@ For each size (ascending) a child process generates the synthetic data and runs 
 pipeline (`benchmarks.scale_run`) while this process samples the memory of the child's process
 tree. The runs share a time budget: a size predicted (from the runs before it) to overrun what
 is left is not started, and a run still going when the budget is spent is stopped and reported
-with the components it completed. Printed: wall time and peak memory per component, training
+with the components it completed; a run that fails (killed for memory, say) is reported with
+the components it completed and its exit status, and the next sizes still run. Printed: wall time and peak memory per component, training
 examples/second in the pipeline's Trainer, and the memory curve (also saved as a PNG). Then
 `benchmarks.trainer_throughput` compares the project's trainer with a TFRS-tutorial-style
 baseline on the Transform output of the smallest size (target: >= 3x).
@@ -48,8 +49,10 @@ def run_child(args: List[str], log_path: pathlib.Path, timeout_s: float) -> Dict
     return {"returncode": code, "sampler": sampler}
 
 
-def summarise_size(result: Dict, sampler: TreeSampler) -> Dict:
-    """Per-component wall time and peak memory, total wall, peak, trainer examples/second."""
+def summarise_size(result: Dict, sampler: TreeSampler, status: str) -> Dict:
+    """Per-component wall time and peak memory, total wall, peak, trainer examples/second.
+
+    `status` says how the run ended: "complete", or why it stopped early."""
     windows = sorted(result["windows"].items(), key=lambda item: item[1][0])
     components = {
         name: {"wall_s": end - start, "peak_gb": sampler.peak(start, end) / GB} for name, (start, end) in windows
@@ -62,6 +65,7 @@ def summarise_size(result: Dict, sampler: TreeSampler) -> Dict:
         "users": result["users"],
         "items": result["items"],
         "complete": result["complete"],
+        "status": status,
         "wall_s": end - windows[0][1][0],
         "peak_gb": sampler.peak() / GB,
         "trainer_examples_per_s": result["train_rows"] * epochs / trainer if trainer else None,
@@ -70,8 +74,19 @@ def summarise_size(result: Dict, sampler: TreeSampler) -> Dict:
         "pipeline_root": result["pipeline_root"],
         "trainer": result["trainer"],
         "beam_args": result["beam_args"],
+        "compress": result.get("compress", False),
         "load_average": os.getloadavg(),
     }
+
+
+def end_status(returncode: Optional[int]) -> str:
+    """How a child run ended, in words: 0 complete, None stopped at the budget, else failed."""
+    if returncode == 0:
+        return "complete"
+    if returncode is None:
+        return "stopped at the time budget"
+    killed = " (SIGKILL: out of memory?)" if returncode == -9 else ""
+    return f"failed, exit {returncode}{killed}"
 
 
 def component_table(sizes: List[Dict]) -> str:
@@ -99,7 +114,7 @@ def size_table(sizes: List[Dict], skipped: List[str]) -> str:
              f" {'load avg':>9}  status"]
     for s in sizes:
         rate = f"{s['trainer_examples_per_s']:>11,.0f}" if s["trainer_examples_per_s"] else f"{'-':>11}"
-        status = "complete" if s["complete"] else "stopped at the time budget (completed components only)"
+        status = s["status"] + ("" if s["complete"] else " (completed components only)")
         lines.append(f"{s['interactions']:>13,} {s['users']:>8,} {s['items']:>7,} {s['wall_s']:>9.1f} "
                      f"{s['peak_gb']:>8.2f} {rate} {s['load_average'][1]:>9.1f}  {status}")
     lines += [f"{'(skipped)':>13} {reason}" for reason in skipped]
@@ -152,13 +167,13 @@ def plot(sizes: List[Dict], path: pathlib.Path) -> None:
     for s in sizes:
         if not s["complete"]:
             curve.plot([s["interactions"]], [s["peak_gb"]], "x", color="red", markersize=10,
-                       label=f"{s['interactions']:,}: stopped at the budget (peak so far)")
+                       label=f"{s['interactions']:,}: {s['status']} (peak so far)")
     curve.set(xscale="log", xlabel="interactions", ylabel="peak RSS (GB)", title="Peak memory vs data size")
     curve.grid(True, which="both", alpha=0.3)
     curve.legend(fontsize=8)
     for s in sizes:
         t, rss = zip(*s["timeline"])
-        timeline.plot(t, rss, label=f"{s['interactions']:,} interactions" + ("" if s["complete"] else " (stopped)"))
+        timeline.plot(t, rss, label=f"{s['interactions']:,} interactions" + ("" if s["complete"] else f" ({s['status']})"))
     timeline.set(xlabel="seconds since start", ylabel="RSS of the process tree (GB)", title="Memory over a run")
     timeline.grid(True, alpha=0.3)
     timeline.legend(fontsize=8)
@@ -174,6 +189,7 @@ def main() -> None:
     parser.add_argument("--report-dir", default="benchmarks/results")
     parser.add_argument("--beam-workers", type=int, default=1)
     parser.add_argument("--throughput-rounds", type=int, default=5)
+    parser.add_argument("--compress", action="store_true", help="include CompressModel in the runs (off by default)")
     args = parser.parse_args()
     work, report = pathlib.Path(args.work), pathlib.Path(args.report_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -194,22 +210,22 @@ def main() -> None:
         result_path = work / f"{n}.json"
         result_path.unlink(missing_ok=True)
         child = run_child(["benchmarks.scale_run", "--interactions", str(n), "--out", str(work / str(n)),
-                           "--result", str(result_path), "--beam-workers", str(args.beam_workers)],
+                           "--result", str(result_path), "--beam-workers", str(args.beam_workers)]
+                          + (["--compress"] if args.compress else []),
                           work / f"{n}.log", left)
-        if child["returncode"] not in (0, None):
-            raise SystemExit(f"the {n:,} run failed (exit {child['returncode']}); see {work / f'{n}.log'}")
-        if not result_path.exists():  # stopped at the budget while generating the data
-            skipped.append(f"{n:,}: stopped at the budget while generating the data "
-                           f"(peak so far {child['sampler'].peak() / GB:.2f} GB)")
+        status = end_status(child["returncode"])
+        if not result_path.exists():  # ended while generating the data
+            skipped.append(f"{n:,}: {status} while generating the data "
+                           f"(peak so far {child['sampler'].peak() / GB:.2f} GB; log {work / f'{n}.log'})")
             print(f"[scale] {skipped[-1]}", flush=True)
             continue
         result = json.loads(result_path.read_text())
-        if child["returncode"] is None:  # stopped at the budget: keep what completed
+        if child["returncode"] != 0:  # stopped or failed: keep what completed
             result["windows"].update(component_windows(result["metadata_path"]))
-        sizes.append(summarise_size(result, child["sampler"]))
-        print(f"[scale] {n:,} interactions: {sizes[-1]['wall_s']:.0f}s, peak {sizes[-1]['peak_gb']:.2f} GB"
-              f"{'' if sizes[-1]['complete'] else ' (stopped at the budget)'}", flush=True)
-    if not sizes:
+        sizes.append(summarise_size(result, child["sampler"], status))
+        print(f"[scale] {n:,} interactions: {sizes[-1]['wall_s']:.0f}s, peak {sizes[-1]['peak_gb']:.2f} GB, {status}"
+              + ("" if child["returncode"] in (0, None) else f" (log: {work / f'{n}.log'})"), flush=True)
+    if not any(s["complete"] for s in sizes):
         raise SystemExit("no size completed")
     print("[scale] trainer throughput: project vs TFRS-tutorial baseline ...", flush=True)
     throughput_path = work / "throughput.json"
@@ -225,7 +241,8 @@ def main() -> None:
     trainer = sizes[0]["trainer"]
     print(f"\nHardware: {os.cpu_count()} CPU threads, no GPU. Beam: {' '.join(sizes[0]['beam_args'])}. "
           f"Trainer: batch {trainer['batch_size']}, {trainer['epochs']} epoch(s) per model, "
-          f"lr rule {trainer['lr_scaling']!r}, {trainer['steps_per_execution']} steps/execution.")
+          f"lr rule {trainer['lr_scaling']!r}, {trainer['steps_per_execution']} steps/execution. "
+          f"CompressModel: {'on' if sizes[0].get('compress') else 'off (see the compression benchmark)'}.")
     print("\nPer size\n" + size_table(sizes, skipped))
     print("\nPer component (wall seconds, peak RSS of the process tree in the component's window)\n"
           + component_table(sizes))

@@ -30,8 +30,11 @@ def synthetic_config(interactions: int) -> SyntheticDataConfig:
     )
 
 
-def bench_config(interactions: int, out_dir: str, beam_workers: int, batch_size: int, epochs: int) -> PipelineConfig:
-    """The pipeline config of one benchmark point (cache off, bounded training)."""
+def bench_config(
+    interactions: int, out_dir: str, beam_workers: int, batch_size: int, epochs: int, compress: bool = False
+) -> PipelineConfig:
+    """The pipeline config of one benchmark point (cache off, bounded training; CompressModel
+    only when `compress`: its cost is measured by `benchmarks.compression`)."""
     beam = BeamConfig()
     if beam_workers > 1:
         beam = BeamConfig(direct_num_workers=beam_workers, direct_running_mode="multi_processing")
@@ -39,7 +42,7 @@ def bench_config(interactions: int, out_dir: str, beam_workers: int, batch_size:
         batch_size=batch_size, epochs=epochs, ranking_epochs=epochs, lr_scaling="sqrt", steps_per_execution=16
     )
     return PipelineConfig(
-        enable_cache=False, trainer=trainer, beam=beam, synthetic=synthetic_config(interactions)
+        enable_cache=False, trainer=trainer, beam=beam, synthetic=synthetic_config(interactions), compress=compress
     ).with_paths(out_dir)
 
 
@@ -72,12 +75,13 @@ def main() -> None:
     parser.add_argument("--beam-workers", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--compress", action="store_true", help="include CompressModel (off by default)")
     args = parser.parse_args()
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from pipeline import data as data_layer
     from pipeline import runner
 
-    cfg = bench_config(args.interactions, args.out, args.beam_workers, args.batch_size, args.epochs)
+    cfg = bench_config(args.interactions, args.out, args.beam_workers, args.batch_size, args.epochs, args.compress)
     start = time.time()
     print(f"[scale {args.interactions:,}] generating {cfg.synthetic}", flush=True)
     report = data_layer.generate_synthetic(cfg.data_root, cfg.synthetic)
@@ -90,6 +94,7 @@ def main() -> None:
         "eval_rows": report.rows_written["eval"],
         "trainer": dataclasses.asdict(cfg.trainer),
         "beam_args": list(cfg.beam.pipeline_args()),
+        "compress": cfg.compress,
         "windows": {"generate_data": [start, generated]},
         "pipeline_root": cfg.pipeline_root,
         "metadata_path": cfg.metadata_path,

@@ -201,10 +201,15 @@ def test_the_compression_report_is_printed_and_its_choice_is_served(first_run):
 
 
 def test_a_warm_started_run_on_a_new_span_is_evaluated_and_pushed(first_run):
-    """Continuous training: a new span, the Trainer starting from the latest blessed model."""
+    """Continuous training: a new span, the Trainer starting from the latest blessed model.
+
+    This run's Beam components use the DirectRunner in multi-processing mode with 2 worker
+    processes (the local setting for larger data), so that mode is exercised end to end too.
+    """
     import shutil
 
     from pipeline import runner
+    from pipeline.config import BeamConfig
     from pipeline.runner import latest_versions
     from pipeline.summary import latest_evaluation
     from trainer.run import TRAINED_SUBDIR, WARM_START_FILE
@@ -213,7 +218,8 @@ def test_a_warm_started_run_on_a_new_span_is_evaluated_and_pushed(first_run):
     interactions = os.path.join(cfg.data_root, "interactions")
     shutil.copytree(os.path.join(interactions, "span-0"), os.path.join(interactions, "span-1"))
     before = latest_versions(cfg.serving_model_dir)
-    runner.run_pipeline(dataclasses.replace(cfg, warm_start=True, compress=False))
+    beam = BeamConfig(direct_num_workers=2, direct_running_mode="multi_processing")
+    runner.run_pipeline(dataclasses.replace(cfg, warm_start=True, compress=False, beam=beam))
     newest_model = max(glob.glob(os.path.join(cfg.pipeline_root, "Trainer", "model", "*")),
                        key=lambda p: int(os.path.basename(p)))
     with open(os.path.join(newest_model, "Format-Serving", WARM_START_FILE)) as handle:
