@@ -121,15 +121,16 @@ def size_table(sizes: List[Dict], skipped: List[str]) -> str:
     return "\n".join(lines)
 
 
-def memory_growth(sizes: List[Dict]) -> Optional[Tuple[float, int, int]]:
-    """Log-log slope of peak memory against interactions over the complete runs (1: linear
-    growth, 0: flat), with the first and last size; None with fewer than two complete runs."""
+def memory_growth(sizes: List[Dict]) -> List[Tuple[float, int, int]]:
+    """Log-log slope of peak memory against interactions (1: linear growth, 0: flat) between each
+    pair of consecutive complete runs, with their sizes. The last pair is the one to judge by:
+    at small sizes the fixed memory of the libraries hides the growth."""
     complete = [s for s in sizes if s["complete"]]
-    if len(complete) < 2:
-        return None
-    first, last = complete[0], complete[-1]
-    slope = math.log(last["peak_gb"] / first["peak_gb"]) / math.log(last["interactions"] / first["interactions"])
-    return slope, first["interactions"], last["interactions"]
+    return [
+        (math.log(b["peak_gb"] / a["peak_gb"]) / math.log(b["interactions"] / a["interactions"]),
+         a["interactions"], b["interactions"])
+        for a, b in zip(complete, complete[1:])
+    ]
 
 
 def predict_wall(sizes: List[Dict], n: int) -> Optional[float]:
@@ -162,7 +163,7 @@ def plot(sizes: List[Dict], path: pathlib.Path) -> None:
     for name in complete[0]["components"] if complete else []:
         # 0: the component was shorter than the sampling interval, so no sample fell inside.
         ys = [s["components"].get(name, {}).get("peak_gb") or float("nan") for s in complete]
-        if np.nanmax(ys) > 0.3:
+        if not np.all(np.isnan(ys)) and np.nanmax(ys) > 0.3:
             curve.plot(xs, ys, "o--", label=name)
     for s in sizes:
         if not s["complete"]:
@@ -190,7 +191,11 @@ def main() -> None:
     parser.add_argument("--beam-workers", type=int, default=1)
     parser.add_argument("--throughput-rounds", type=int, default=5)
     parser.add_argument("--compress", action="store_true", help="include CompressModel in the runs (off by default)")
+    parser.add_argument("--from-json", help="print the report of a saved scale.json instead of running")
     args = parser.parse_args()
+    if args.from_json:
+        print_report(json.loads(pathlib.Path(args.from_json).read_text()), pathlib.Path(args.report_dir))
+        return
     work, report = pathlib.Path(args.work), pathlib.Path(args.report_dir)
     work.mkdir(parents=True, exist_ok=True)
     report.mkdir(parents=True, exist_ok=True)
@@ -235,22 +240,32 @@ def main() -> None:
     if child["returncode"] != 0:
         raise SystemExit(f"throughput run failed; see {work / 'throughput.log'}")
     throughput = json.loads(throughput_path.read_text())
-    plot(sizes, report / "scale_memory.png")
-    (report / "scale.json").write_text(json.dumps({"sizes": sizes, "skipped": skipped, "throughput": throughput}, indent=2))
+    results = {"sizes": sizes, "skipped": skipped, "throughput": throughput}
+    (report / "scale.json").write_text(json.dumps(results, indent=2))
+    print_report(results, report)
 
+
+def print_report(results: Dict, report: pathlib.Path) -> None:
+    """Draws the memory curve into `report` and prints the tables and verdicts of `results`."""
+    sizes, skipped, throughput = results["sizes"], results["skipped"], results["throughput"]
+    plot(sizes, report / "scale_memory.png")
     trainer = sizes[0]["trainer"]
     print(f"\nHardware: {os.cpu_count()} CPU threads, no GPU. Beam: {' '.join(sizes[0]['beam_args'])}. "
           f"Trainer: batch {trainer['batch_size']}, {trainer['epochs']} epoch(s) per model, "
-          f"lr rule {trainer['lr_scaling']!r}, {trainer['steps_per_execution']} steps/execution. "
+          f"lr rule {trainer['lr_scaling']!r}, {trainer['steps_per_execution']} steps/execution, "
+          f"input {trainer.get('input_mode', 'memory')!r}. "
           f"CompressModel: {'on' if sizes[0].get('compress') else 'off (see the compression benchmark)'}.")
     print("\nPer size\n" + size_table(sizes, skipped))
     print("\nPer component (wall seconds, peak RSS of the process tree in the component's window)\n"
           + component_table(sizes))
-    growth = memory_growth(sizes)
-    if growth is not None:
-        slope, first, last = growth
+    segments = memory_growth(sizes)
+    if segments:
+        print("\nPeak memory growth (log-log slope of peak RSS against interactions; 1: linear, 0: flat)")
+        for slope, small, large in segments:
+            print(f"  {small:>12,} -> {large:>12,}: {slope:.2f}")
+        slope, small, large = segments[-1]
         verdict = "bounded (sublinear)" if slope < 0.5 else "grows with the data"
-        print(f"\nPeak memory growth: log-log slope {slope:.2f} over {first:,}-{last:,} interactions -> {verdict}")
+        print(f"  judged on the largest sizes ({small:,} -> {large:,}): {verdict}")
     print(f"\nTrainer throughput on the {sizes[0]['interactions']:,}-interaction Transform output "
           f"({throughput['examples_per_epoch']:,} training examples per epoch; median of "
           f"{throughput['rounds']} epochs per variant, taken in turn)")

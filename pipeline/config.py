@@ -32,6 +32,9 @@ class SyntheticDataConfig:
     seed: int = 42
 
 
+INPUT_MODES = ("auto", "memory", "stream")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     """Hyperparameters of the two-tower retrieval and the ranking model."""
@@ -71,11 +74,22 @@ class TrainerConfig:
     # Continuous training: epochs when the run starts from the previous blessed model's weights.
     warm_start_epochs: int = 1
     warm_start_ranking_epochs: int = 1
+    # Input (trainer.streaming): 'memory' holds the transformed data as arrays (fastest, memory
+    # grows with the data), 'stream' re-reads the files each epoch with bounded memory, 'auto'
+    # streams above `stream_above_examples` training examples.
+    input_mode: str = "auto"
+    stream_above_examples: int = 2_000_000
+    shuffle_buffer: int = 500_000  # serialized records in the streamed input's shuffle buffer
 
     def __post_init__(self) -> None:
         for name in ("multitask_rating_weight", "multitask_retrieval_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
+        if self.input_mode not in INPUT_MODES:
+            raise ConfigError(f"trainer.input_mode must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}")
+        for name in ("stream_above_examples", "shuffle_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
         if self.multitask and not (self.multitask_rating_weight or self.multitask_retrieval_weight):
             raise ConfigError("trainer.multitask_rating_weight and trainer.multitask_retrieval_weight "
                               "are both 0: the multitask model would learn nothing")

@@ -44,6 +44,21 @@ def _expand(patterns: Union[str, Sequence[str]]) -> List[str]:
     return files
 
 
+def serialized_records(file_patterns: Union[str, Sequence[str]]) -> tf.data.Dataset:
+    """The serialized examples of the gzipped TFRecord files, read in parallel.
+
+    The order is deterministic (sorted files, a fixed interleave): every iteration, and every
+    dataset made by this function over the same files, yields the records in the same order.
+    """
+    files = _expand(file_patterns)
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+
+
 def transformed_dataset(
     file_patterns: Union[str, Sequence[str]],
     tf_transform_output: tft.TFTransformOutput,
@@ -57,14 +72,8 @@ def transformed_dataset(
     Parallel interleaved reads, a vectorised parse per batch, an in-memory cache of the parsed
     batches (the transformed data of one span fits in memory at these sizes) and prefetching.
     """
-    files = _expand(file_patterns)
     spec = tf_transform_output.transformed_feature_spec()
-    records = tf.data.Dataset.from_tensor_slices(files).interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-        cycle_length=min(4, len(files)),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
+    records = serialized_records(file_patterns)
     if cache:
         records = records.cache()
     if shuffle:
@@ -86,6 +95,11 @@ def item_probabilities(dataset: tf.data.Dataset, num_items: int) -> np.ndarray:
     counts = np.zeros(num_items, np.float64)
     for batch in iterate_numpy(dataset, [F.ITEM_ID_XF]):
         counts += np.bincount(batch[F.ITEM_ID_XF], minlength=num_items)[:num_items]
+    return probabilities_from_counts(counts)
+
+
+def probabilities_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Each item's share of `counts` (training interactions per item index), floored above 0."""
     total = counts.sum()
     if total == 0:
         raise ValueError("no training interactions: cannot estimate item probabilities")

@@ -23,8 +23,7 @@ from tfx import v1 as tfx
 
 from online import warm_start
 from pipeline.config import TrainerConfig, from_dict
-from trainer import distribution, export, inputs, train
-from trainer import features as F
+from trainer import distribution, export, inputs, streaming, train
 
 HPARAMS_KEY = "trainer"
 TRAINED_SUBDIR = "trained"  # beside a serving model's Format-Serving: the networks it was built from
@@ -91,13 +90,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         initialize = warm_starter(source, tft_output, record)
         cfg = dataclasses.replace(cfg, epochs=cfg.warm_start_epochs, ranking_epochs=cfg.warm_start_ranking_epochs)
     vocab = inputs.vocabularies(tft_output)
-    train_arrays = inputs.load_arrays(fn_args.train_files, tft_output)
-    eval_arrays = inputs.load_arrays(fn_args.eval_files, tft_output)
-    inputs.add_histories(train_arrays, eval_arrays, num_users=vocab.users - F.OOV_BUCKETS)
-    train_data = inputs.array_dataset(train_arrays, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    eval_data = inputs.array_dataset(eval_arrays, cfg.batch_size)
-    probabilities = inputs.item_probabilities(train_data, vocab.items)
-    logging.info("training on %d users x %d items (vocabulary sizes incl. OOV)", vocab.users, vocab.items)
+    train_data, eval_data, probabilities, mode = streaming.training_inputs(
+        fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg
+    )
+    logging.info("training on %d users x %d items (vocabulary sizes incl. OOV), input held in %s",
+                 vocab.users, vocab.items, "memory" if mode == "memory" else "files (streamed)")
 
     def callbacks(stage: str):
         return [tf.keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, stage), update_freq="epoch")]

@@ -91,8 +91,14 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
     calls = {}
     real_train = run_module.train.train
 
-    def fake_load_arrays(files, output):
-        return {k: v.copy() for k, v in rows.items() if k != F.USER_HISTORY}
+    def fake_training_inputs(train_files, eval_files, output, vocab, cfg):
+        from trainer import inputs
+
+        train_arrays, eval_arrays = ({k: v.copy() for k, v in rows.items() if k != F.USER_HISTORY} for _ in "te")
+        inputs.add_histories(train_arrays, eval_arrays, num_users=vocab.users - F.OOV_BUCKETS)
+        train_data = inputs.array_dataset(train_arrays, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        probabilities = inputs.item_probabilities(train_data, vocab.items)
+        return train_data, inputs.array_dataset(eval_arrays, cfg.batch_size), probabilities, "memory"
 
     def fake_train(train_data, eval_data, vocab, cfg, initialize=None, **kwargs):
         calls["epochs"] = (cfg.epochs, cfg.ranking_epochs)
@@ -100,7 +106,7 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
         return real_train(train_data, None, vocab, cfg, initialize=initialize,
                           **{k: v for k, v in kwargs.items() if k != "callbacks"})
 
-    monkeypatch.setattr(run_module.inputs, "load_arrays", fake_load_arrays)
+    monkeypatch.setattr(run_module.streaming, "training_inputs", fake_training_inputs)
     monkeypatch.setattr(run_module.train, "train", fake_train)
     out = tmp_path / "model"
     custom = {run_module.HPARAMS_KEY: {"embedding_dim": 16, "tower_layers": [], "epochs": 9, "ranking_epochs": 9,

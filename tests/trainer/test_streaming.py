@@ -1,0 +1,164 @@
+"""The streamed training input gives the in-memory input's examples, histories and probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer import features as F
+
+
+@pytest.fixture(scope="module")
+def sharded(transformed_tiny, tmp_path_factory):
+    """The tiny transformed training file dealt round-robin into 3 files (interleaved reads)."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from trainer import inputs
+
+    root = tmp_path_factory.mktemp("shards")
+    records = list(tf.data.TFRecordDataset(transformed_tiny.train_pattern, compression_type="GZIP"))
+    for shard in range(3):
+        with tf.io.TFRecordWriter(str(root / f"part-{shard}.gz"), options="GZIP") as writer:
+            for record in records[shard::3]:
+                writer.write(record.numpy())
+    tft_output = tft.TFTransformOutput(transformed_tiny.transform_dir)
+    pattern = str(root / "part-*.gz")
+    vocab = inputs.vocabularies(tft_output)
+    arrays = inputs.load_arrays(pattern, tft_output)
+    eval_arrays = inputs.load_arrays(pattern, tft_output)  # the same files stand in for the eval split
+    inputs.add_histories(arrays, eval_arrays, num_users=vocab.users - F.OOV_BUCKETS)
+    return pattern, tft_output, vocab, arrays, eval_arrays
+
+
+def _concat(dataset):
+    parts = {}
+    for batch in dataset:
+        for name, value in batch.items():
+            parts.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _rows(arrays):
+    """Every example as a sortable tuple of all its feature values."""
+    names = sorted(arrays)
+    n = len(arrays[names[0]])
+    return sorted(tuple(np.ravel(arrays[name][i]).tolist() for name in names) for i in range(n))
+
+
+def test_file_order_stream_equals_the_arrays_with_their_histories(sharded):
+    from trainer import streaming
+
+    pattern, tft_output, vocab, arrays, _ = sharded
+    timeline = streaming.read_timeline(pattern, tft_output, vocab)
+    streamed = _concat(streaming.train_dataset(pattern, tft_output, timeline, batch_size=7, shuffle=False))
+    assert timeline.examples == len(arrays[F.ITEM_ID_XF]) > 200
+    assert set(streamed) == set(arrays)
+    for name in arrays:
+        np.testing.assert_array_equal(streamed[name], arrays[name], err_msg=name)
+    # the histories are not trivially empty: most examples have earlier items of their user
+    assert np.mean(arrays[F.USER_HISTORY][:, 0] > 0) > 0.8
+
+
+def test_shuffled_stream_is_a_new_permutation_each_epoch(sharded):
+    import tensorflow as tf
+
+    from trainer import streaming
+
+    pattern, tft_output, vocab, arrays, _ = sharded
+    timeline = streaming.read_timeline(pattern, tft_output, vocab)
+    tf.keras.utils.set_random_seed(1)
+    dataset = streaming.train_dataset(pattern, tft_output, timeline, batch_size=16, shuffle=True, seed=1,
+                                      shuffle_buffer=1000)
+    first, second = _concat(dataset), _concat(dataset)
+    assert _rows(first) == _rows(arrays) == _rows(second)
+    items = arrays[F.ITEM_ID_XF]
+    assert not np.array_equal(first[F.ITEM_ID_XF], items)
+    assert not np.array_equal(first[F.ITEM_ID_XF], second[F.ITEM_ID_XF])
+
+
+def test_eval_stream_carries_each_users_latest_items(sharded):
+    from trainer import streaming
+
+    pattern, tft_output, vocab, _, eval_arrays = sharded
+    timeline = streaming.read_timeline(pattern, tft_output, vocab)
+    streamed = _concat(streaming.eval_dataset(pattern, tft_output, timeline, batch_size=5))
+    for name in eval_arrays:
+        np.testing.assert_array_equal(streamed[name], eval_arrays[name], err_msg=name)
+
+
+def test_item_probabilities_match_the_in_memory_count(sharded):
+    from trainer import inputs, streaming
+
+    pattern, tft_output, vocab, arrays, _ = sharded
+    timeline = streaming.read_timeline(pattern, tft_output, vocab)
+    expected = inputs.item_probabilities(inputs.array_dataset(arrays, 64), vocab.items)
+    np.testing.assert_allclose(inputs.probabilities_from_counts(timeline.item_counts), expected)
+
+
+def test_auto_mode_streams_above_the_threshold_and_both_inputs_hold_the_same_examples(sharded):
+    from pipeline.config import TrainerConfig
+    from trainer import streaming
+
+    pattern, tft_output, vocab, arrays, _ = sharded
+    n = len(arrays[F.ITEM_ID_XF])
+    results = {}
+    for threshold in (n - 1, n):
+        cfg = TrainerConfig(batch_size=32, input_mode="auto", stream_above_examples=threshold)
+        train, evaluation, probabilities, mode = streaming.training_inputs(pattern, pattern, tft_output, vocab, cfg)
+        results[mode] = (_rows(_concat(train)), _rows(_concat(evaluation)), probabilities)
+    assert set(results) == {"stream", "memory"}  # n - 1: streamed, n: held in memory
+    for streamed, held in zip(results["stream"], results["memory"]):
+        assert np.array_equal(streamed, held) if isinstance(streamed, np.ndarray) else streamed == held
+    assert streaming.streams(TrainerConfig(input_mode="stream"), 1)
+    assert not streaming.streams(TrainerConfig(input_mode="memory"), 10 ** 9)
+
+
+def test_streamed_training_lowers_the_retrieval_loss(sharded):
+    import tensorflow as tf
+
+    from pipeline.config import TrainerConfig
+    from trainer import streaming, train
+
+    pattern, tft_output, vocab, _, _ = sharded
+    # steps_per_execution > 1: Keras needs the datasets to declare their number of batches
+    cfg = TrainerConfig(embedding_dim=16, tower_layers=(), epochs=8, ranking_epochs=1, batch_size=64,
+                        learning_rate=0.2, input_mode="stream", seed=3, steps_per_execution=2)
+    tf.keras.utils.set_random_seed(cfg.seed)
+    data, evaluation, probabilities, mode = streaming.training_inputs(pattern, pattern, tft_output, vocab, cfg)
+    n = len(sharded[3][F.ITEM_ID_XF])
+    assert int(data.cardinality()) == int(evaluation.cardinality()) == -(-n // cfg.batch_size)
+    models = train.train(data, evaluation, vocab, cfg, item_probabilities=probabilities)
+    losses = models.retrieval_history["loss"]
+    assert mode == "stream"
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_unknown_input_mode_is_refused():
+    from pipeline.config import ConfigError, TrainerConfig
+
+    with pytest.raises(ConfigError, match="input_mode"):
+        TrainerConfig(input_mode="disk")
+    with pytest.raises(ConfigError, match="shuffle_buffer"):
+        TrainerConfig(shuffle_buffer=0)
+
+
+def test_run_fn_trains_and_exports_from_the_streamed_files(sharded, transformed_tiny, tmp_path, caplog):
+    import logging
+
+    from tfx.components.trainer.fn_args_utils import FnArgs
+
+    from trainer import export
+    from trainer import run as run_module
+
+    pattern, _, vocab, _, _ = sharded
+    custom = {run_module.HPARAMS_KEY: {"embedding_dim": 8, "tower_layers": [], "epochs": 1, "ranking_epochs": 1,
+                                       "batch_size": 64, "steps_per_execution": 4, "input_mode": "stream"}}
+    fn_args = FnArgs(train_files=[pattern], eval_files=[pattern], transform_output=transformed_tiny.transform_dir,
+                     serving_model_dir=str(tmp_path / "model"), model_run_dir=str(tmp_path / "logs"),
+                     custom_config=custom, train_steps=None)
+    with caplog.at_level(logging.INFO):
+        run_module.run_fn(fn_args)
+    assert "files (streamed)" in caplog.text
+    networks = export.load_trained(str(tmp_path / "model"))
+    assert networks.query_tower.get_layer(f"{F.USER_ID}_embedding").input_dim == vocab.users
