@@ -8,8 +8,9 @@ pipeline (`benchmarks.scale_run`) while this process samples the memory of the c
 tree. The runs share a time budget: a size predicted (from the runs before it) to overrun what
 is left is not started, and a run still going when the budget is spent is stopped and reported
 with the components it completed; a run that fails (killed for memory, say) is reported with
-the components it completed and its exit status, and the next sizes still run. Printed: wall time and peak memory per component, training
-examples/second in the pipeline's Trainer, and the memory curve (also saved as a PNG). Then
+the components it completed and its exit status, and the next sizes still run. Printed: wall
+time and peak memory per component, training examples/second in the pipeline's Trainer, the
+memory growth between sizes, and the memory curve (also saved as a PNG). Then
 `benchmarks.trainer_throughput` compares the project's trainer with a TFRS-tutorial-style
 baseline on the Transform output of the smallest size (target: >= 3x).
 """

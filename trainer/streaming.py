@@ -65,6 +65,10 @@ class Timeline:
         return len(self.position)
 
 
+def _parse(spec):
+    return lambda serialized: tf.io.parse_example(serialized, spec)
+
+
 def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput,
                   vocab: Vocabularies) -> Timeline:
     """One pass over the training files, parsing only the user, item and timestamp.
@@ -75,7 +79,7 @@ def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransform
     spec = tf_transform_output.transformed_feature_spec()
     spec = {name: spec[name] for name in TIMELINE_FEATURES}
     batches = inputs.serialized_records(train_patterns).batch(65536).map(
-        lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=inputs.AUTOTUNE
+        _parse(spec), num_parallel_calls=inputs.AUTOTUNE
     ).prefetch(inputs.AUTOTUNE)
     parts = {name: [] for name in TIMELINE_FEATURES}
     for batch in batches:
@@ -97,10 +101,6 @@ def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransform
         latest=history.latest_histories(users, items, timestamps, num_users),
         item_counts=np.bincount(items, minlength=vocab.items)[: vocab.items].astype(np.float64),
     )
-
-
-def _parse(spec):
-    return lambda serialized: tf.io.parse_example(serialized, spec)
 
 
 def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput, timeline: Timeline,

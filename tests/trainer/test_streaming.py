@@ -108,8 +108,9 @@ def test_auto_mode_streams_above_the_threshold_and_both_inputs_hold_the_same_exa
         train, evaluation, probabilities, mode = streaming.training_inputs(pattern, pattern, tft_output, vocab, cfg)
         results[mode] = (_rows(_concat(train)), _rows(_concat(evaluation)), probabilities)
     assert set(results) == {"stream", "memory"}  # n - 1: streamed, n: held in memory
-    for streamed, held in zip(results["stream"], results["memory"]):
-        assert np.array_equal(streamed, held) if isinstance(streamed, np.ndarray) else streamed == held
+    (stream_train, stream_eval, stream_p), (memory_train, memory_eval, memory_p) = results["stream"], results["memory"]
+    assert stream_train == memory_train and stream_eval == memory_eval
+    np.testing.assert_array_equal(stream_p, memory_p)
     assert streaming.streams(TrainerConfig(input_mode="stream"), 1)
     assert not streaming.streams(TrainerConfig(input_mode="memory"), 10 ** 9)
 
