@@ -156,6 +156,10 @@ class PipelineConfig:
     warm_start: bool = False
     # CompressModel between the Trainer and BuildServingModel (pruning, QAT, int8, distillation).
     compress: bool = True
+    # Transform's pre- and post-transform statistics (TFDV, written beside the transformed
+    # examples). StatisticsGen already profiles the raw data; on the DirectRunner these
+    # statistics hold the transformed splits in memory while they wait for the transform graph.
+    transform_statistics: bool = False
     trainer: TrainerConfig = TrainerConfig()
     compression: CompressionConfig = CompressionConfig()
     evaluation: EvaluationConfig = EvaluationConfig()

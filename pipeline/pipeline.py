@@ -1,9 +1,12 @@
 """`create_pipeline(cfg)`: the whole TFX DAG, read top to bottom, from a frozen config.
 
-interactions ─ ImportExampleGen ─ StatisticsGen ─ ExampleValidator (curated schema) ─ ValidationGate
+interactions ─ OrderedImportExampleGen ─ StatisticsGen ─ ExampleValidator (curated schema) ─ ValidationGate
                      └─ Transform (after the gate) ─ Trainer ─ CompressModel ─ BuildServingModel ◄─ items
                                                                                   └─ EvaluateModel
                                                                                         └─ Pusher
+
+OrderedImportExampleGen is TFX's ImportExampleGen without its in-memory shuffle before the write
+(`components.import_examples`); Transform's own statistics are off unless `transform_statistics`.
 latest blessed model (Resolver) ─► EvaluateModel (the gate's baseline)
                                 └► Trainer (warm start, when `warm_start` is set)
 
@@ -23,6 +26,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from components.build_serving_model import BuildServingModel
 from components.compress_model import CompressModel
 from components.evaluate_model import EvaluateModel
+from components.import_examples import OrderedImportExampleGen
 from components.push_model import AtomicPusher
 from components.validation_gate import ValidationGate
 from pipeline import schema
@@ -61,7 +65,7 @@ def interactions_output_config(split: str) -> example_gen_pb2.Output:
 
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     """The recommender pipeline for `cfg`; reads no environment and touches no file."""
-    interactions = tfx.components.ImportExampleGen(
+    interactions = OrderedImportExampleGen(
         input_base=os.path.join(cfg.data_root, INTERACTIONS_DIR),
         input_config=interactions_input_config(cfg.split),
         output_config=interactions_output_config(cfg.split),
@@ -70,7 +74,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         ),
     ).with_id("interaction_example_gen")
 
-    items = tfx.components.ImportExampleGen(
+    items = OrderedImportExampleGen(
         input_base=os.path.join(cfg.data_root, ITEMS_DIR),
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name=CATALOG_SPLIT, pattern="*.tfrecord.gz"),
@@ -92,6 +96,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         schema=curated_schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN_SPLIT], transform=[F.TRAIN_SPLIT, F.EVAL_SPLIT]),
+        disable_statistics=not cfg.transform_statistics,
     )
     transform.add_upstream_node(gate)  # no transform, training or push on anomalous data
     latest_blessed = tfx.dsl.Resolver(

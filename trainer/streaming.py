@@ -36,6 +36,7 @@ from trainer.towers import Vocabularies
 
 Patterns = Union[str, Sequence[str]]
 TIMELINE_FEATURES = (F.USER_ID_XF, F.ITEM_ID_XF, F.TIMESTAMP_XF)
+READ_STRETCHES = 16  # stretches of the training files read at once when shuffling
 
 logger = logging.getLogger(__name__)
 
@@ -103,19 +104,39 @@ def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransform
     )
 
 
+def _stretches(train_patterns: Patterns, examples: int, stretches: int, seed: int) -> tf.data.Dataset:
+    """(file-order index, record) of the files, read from `stretches` equal stretches at once.
+
+    The files are in the order they were written (often grouped by user), so a shuffle buffer
+    alone would mix only neighbouring users; reading the stretches round-robin puts records from
+    the whole file into the buffer. Each stretch is read in order after skipping the records
+    before it (unparsed, so cheap); the stretches' round-robin order changes every epoch.
+    """
+    size = max(1, -(-examples // stretches))
+    starts = tf.data.Dataset.range(0, max(examples, 1), size)
+    starts = starts.shuffle(stretches, seed=seed, reshuffle_each_iteration=True)
+    return starts.interleave(
+        lambda start: inputs.serialized_records(train_patterns).enumerate().skip(start).take(size),
+        cycle_length=stretches, block_length=1, num_parallel_calls=inputs.AUTOTUNE, deterministic=True,
+    )
+
+
 def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput, timeline: Timeline,
                   batch_size: int, shuffle: bool = True, seed: int = 0,
-                  shuffle_buffer: int = 500_000) -> tf.data.Dataset:
+                  shuffle_buffer: int = 500_000, stretches: int = READ_STRETCHES) -> tf.data.Dataset:
     """Batches of the training files with each example's history, re-read every epoch.
 
     Args:
       timeline: `read_timeline` of the same files.
-      shuffle: shuffle the serialized records through a `shuffle_buffer`-record buffer, in a
-        new order each epoch (False: file order, as `trainer.inputs.load_arrays` reads them).
+      shuffle: read `stretches` stretches of the files round-robin (`_stretches`) and shuffle
+        the records through a `shuffle_buffer`-record buffer, in a new order each epoch (False:
+        file order, as `trainer.inputs.load_arrays` reads them).
     """
-    records = inputs.serialized_records(train_patterns).enumerate()
     if shuffle:
+        records = _stretches(train_patterns, timeline.examples, stretches, seed)
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    else:
+        records = inputs.serialized_records(train_patterns).enumerate()
     parse = _parse(tf_transform_output.transformed_feature_spec())
     sorted_items = tf.constant(timeline.sorted_items)
     position = tf.constant(timeline.position)

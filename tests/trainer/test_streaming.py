@@ -77,6 +77,29 @@ def test_shuffled_stream_is_a_new_permutation_each_epoch(sharded):
     assert not np.array_equal(first[F.ITEM_ID_XF], second[F.ITEM_ID_XF])
 
 
+def test_shuffled_stream_draws_from_the_whole_file_even_with_a_tiny_buffer(sharded):
+    from trainer import streaming
+
+    pattern, tft_output, vocab, arrays, _ = sharded
+    timeline = streaming.read_timeline(pattern, tft_output, vocab)
+    n = timeline.examples
+    records = list(streaming._stretches(pattern, n, stretches=4, seed=3).as_numpy_iterator())
+    indices = np.array([index for index, _ in records])
+    np.testing.assert_array_equal(np.sort(indices), np.arange(n))  # every record once
+    # The first round-robin turn takes one record of each quarter of the file.
+    quarter = -(-n // 4)
+    assert sorted(indices[:4] // quarter) == [0, 1, 2, 3]
+    # With a one-record shuffle buffer the batches keep that spread: the first batch of 8
+    # holds examples from every quarter of the file, not 8 neighbours.
+    batch = next(iter(streaming.train_dataset(pattern, tft_output, timeline, batch_size=8, shuffle=True,
+                                              seed=3, shuffle_buffer=1, stretches=4)))
+    pairs = list(zip(arrays[F.USER_ID_XF].tolist(), arrays[F.ITEM_ID_XF].tolist()))
+    index_of = {pair: index for index, pair in enumerate(pairs)}
+    assert len(index_of) == n  # (user, item) names an example of the tiny data
+    in_batch = [index_of[pair] for pair in zip(batch[F.USER_ID_XF].numpy().tolist(), batch[F.ITEM_ID_XF].numpy().tolist())]
+    assert len({index // quarter for index in in_batch}) == 4
+
+
 def test_eval_stream_carries_each_users_latest_items(sharded):
     from trainer import streaming
 
