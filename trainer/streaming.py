@@ -110,7 +110,9 @@ def _stretches(train_patterns: Patterns, examples: int, stretches: int, seed: in
     The files are in the order they were written (often grouped by user), so a shuffle buffer
     alone would mix only neighbouring users; reading the stretches round-robin puts records from
     the whole file into the buffer. Each stretch is read in order after skipping the records
-    before it (unparsed, so cheap); the stretches' round-robin order changes every epoch.
+    before it; the skips are not parsed but still read, about (stretches - 1) / 2 extra raw
+    passes per epoch (some 225 s an epoch at 8M examples on 2 CPU threads: BENCHMARKS.md
+    "Scale"). The stretches' round-robin order changes every epoch.
     """
     size = max(1, -(-examples // stretches))
     starts = tf.data.Dataset.range(0, max(examples, 1), size)
