@@ -36,7 +36,7 @@ from trainer.towers import Vocabularies
 
 Patterns = Union[str, Sequence[str]]
 TIMELINE_FEATURES = (F.USER_ID_XF, F.ITEM_ID_XF, F.TIMESTAMP_XF)
-READ_STRETCHES = 16  # stretches of the training files read at once when shuffling
+READ_STRETCHES = 4  # stretches of the training files read at once when shuffling
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +111,9 @@ def _stretches(train_patterns: Patterns, examples: int, stretches: int, seed: in
     alone would mix only neighbouring users; reading the stretches round-robin puts records from
     the whole file into the buffer. Each stretch is read in order after skipping the records
     before it; the skips are not parsed but still read, about (stretches - 1) / 2 extra raw
-    passes per epoch (some 225 s an epoch at 8M examples on 2 CPU threads: BENCHMARKS.md
-    "Scale"). The stretches' round-robin order changes every epoch.
+    passes per epoch: one epoch's input over 800k examples took 20.6 s with 4 stretches, 82.0 s
+    with 16 and 17.3 s in file order (`benchmarks/stream_input.py`; BENCHMARKS.md "The
+    Trainer's input"). The stretches' round-robin order changes every epoch.
     """
     size = max(1, -(-examples // stretches))
     starts = tf.data.Dataset.range(0, max(examples, 1), size)
