@@ -4,12 +4,11 @@ interactions ─ OrderedImportExampleGen ─ StatisticsGen ─ ExampleValidator 
                      └─ Transform (after the gate) ─ Trainer ─ CompressModel ─ BuildServingModel ◄─ items
                                                                                   └─ EvaluateModel
                                                                                         └─ Pusher
-
-OrderedImportExampleGen is TFX's ImportExampleGen without its in-memory shuffle before the write
-(`components.import_examples`); Transform's own statistics are off unless `transform_statistics`.
 latest blessed model (Resolver) ─► EvaluateModel (the gate's baseline)
                                 └► Trainer (warm start, when `warm_start` is set)
 
+OrderedImportExampleGen is TFX's ImportExampleGen without its in-memory shuffle before the write
+(`components.import_examples`); Transform's own statistics are off unless `transform_statistics`.
 CompressModel is present when `compress` is set (the default); without it BuildServingModel
 serves the Trainer's networks.
 """
