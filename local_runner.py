@@ -11,17 +11,19 @@ import os
 
 
 def main() -> None:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from core.process import set_up_process
+
+    set_up_process()
     from tfx import v1 as tfx
 
-    from pipeline import runner
+    from pipeline import local_run
     from pipeline.config import load_config
     from pipeline.pipeline import create_pipeline
 
     cfg = load_config(os.environ.get("RECSYS_CONFIG")).with_paths(
         os.path.abspath(os.environ.get("RECSYS_OUTPUT", "output"))
     )
-    runner.prepare_data(cfg, os.environ.get("RECSYS_DATA"))
+    local_run.prepare_data(cfg, os.environ.get("RECSYS_DATA"))
     tfx.orchestration.LocalDagRunner().run(create_pipeline(cfg))
 
 

@@ -7,7 +7,8 @@ setup(
     version="0.1.0",
     description="A production recommender on TensorFlow Extended: pipeline, compression, serving.",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipeline*", "components*", "trainer*", "serving*", "kubeflow*", "online*"]),
+    packages=find_packages(include=["core*", "ingest*", "trainer*", "evaluation*", "compression*", "components*",
+                                    "pipeline*", "serving*", "online*", "kubeflow*", "cli*"]),
     package_data={"pipeline": ["schema/*.pbtxt"], "kubeflow": ["manifests/*.yaml", "Dockerfile"]},
     install_requires=[
         "tfx==1.16.0",
@@ -23,5 +24,5 @@ setup(
         "kfp==2.5.0",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "ruff"]},
-    entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["recsys=cli.main:main"]},
 )

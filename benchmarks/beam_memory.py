@@ -38,10 +38,10 @@ def child_main(variant: str, data_root: str, out: str, result_path: str) -> None
     from tfx import v1 as tfx
 
     from components.import_examples import OrderedImportExampleGen
+    from core import features as F
+    from pipeline import curated_schema
     from pipeline import pipeline as recsys_pipeline
-    from pipeline import schema
     from pipeline.config import PipelineConfig
-    from trainer import features as F
 
     example_gen_class = tfx.components.ImportExampleGen if variant == "stock" else OrderedImportExampleGen
     example_gen = example_gen_class(
@@ -49,10 +49,10 @@ def child_main(variant: str, data_root: str, out: str, result_path: str) -> None
         input_config=recsys_pipeline.interactions_input_config(PipelineConfig.split),
         output_config=recsys_pipeline.interactions_output_config(PipelineConfig.split),
     ).with_id("interaction_example_gen")
-    curated_schema = tfx.components.ImportSchemaGen(schema_file=str(schema.SCHEMA_FILE))
+    import_schema = tfx.components.ImportSchemaGen(schema_file=str(curated_schema.SCHEMA_FILE))
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
-        schema=curated_schema.outputs["schema"],
+        schema=import_schema.outputs["schema"],
         preprocessing_fn=recsys_pipeline.PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN_SPLIT], transform=[F.TRAIN_SPLIT, F.EVAL_SPLIT]),
         disable_statistics=variant.endswith("nostats"),
@@ -61,7 +61,7 @@ def child_main(variant: str, data_root: str, out: str, result_path: str) -> None
     pipeline = tfx.dsl.Pipeline(
         pipeline_name=f"beam-memory-{variant}",
         pipeline_root=os.path.join(out, "pipeline"),
-        components=[example_gen, curated_schema, transform],
+        components=[example_gen, import_schema, transform],
         enable_cache=False,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=["--direct_num_workers=1"],
@@ -73,7 +73,7 @@ def child_main(variant: str, data_root: str, out: str, result_path: str) -> None
 
 def generate_main(interactions: int, data_root: str) -> None:
     """Writes the synthetic data of `interactions` interactions to `data_root`."""
-    from pipeline import data as data_layer
+    import ingest as data_layer
 
     data_layer.generate_synthetic(data_root, synthetic_config(interactions))
 

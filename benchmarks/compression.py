@@ -54,9 +54,10 @@ def run_one(name: str, output: pathlib.Path, config_file: Optional[str], compres
     """Runs the pipeline, then the compression stage on its Trainer's networks."""
     from benchmarks.scale_run import synthetic_config
     from components.compress_model import compress_model
-    from pipeline import runner
-    from pipeline.config import from_dict, load_config
-    from trainer.compression.config import CompressionConfig
+    from compression.config import CompressionConfig
+    from core.config_loader import from_dict
+    from pipeline import local_run
+    from pipeline.config import load_config
     from trainer.serving_model import ServingOptions
 
     data = None
@@ -71,8 +72,8 @@ def run_one(name: str, output: pathlib.Path, config_file: Optional[str], compres
         cfg = dataclasses.replace(cfg, synthetic=synthetic_config(SYNTHETIC_INTERACTIONS))
     start = time.time()
     print(f"[{name}] running the pipeline into {output / name}", flush=True)
-    runner.prepare_data(cfg, data)
-    runner.run_pipeline(cfg)
+    local_run.prepare_data(cfg, data)
+    local_run.run_pipeline(cfg)
     print(f"[{name}] pipeline done in {time.time() - start:.0f}s", flush=True)
     root = cfg.pipeline_root
     examples = newest_artifact(root, "interaction_example_gen", "examples")
@@ -92,8 +93,7 @@ def run_one(name: str, output: pathlib.Path, config_file: Optional[str], compres
         report_dir=str(work / "report"),
         trainer_cfg=cfg.trainer,
         cfg=from_dict(CompressionConfig, compression, "compression"),
-        options=ServingOptions(top_k=cfg.trainer.top_k, candidates_to_rank=cfg.trainer.candidates_to_rank,
-                               ranking_weight=cfg.trainer.ranking_weight),
+        options=ServingOptions.from_trainer_config(cfg.trainer),
         cutoffs=cfg.evaluation.cutoffs,
     )
     print(f"[{name}] compression done in {time.time() - start:.0f}s; report: {work / 'report'}", flush=True)
@@ -129,7 +129,7 @@ def table(name: str, outcome) -> str:
 
 def measure_graph_gzip(saved_model_dir: str) -> int:
     """gzip bytes of the SavedModel's saved_model.pb (the graph and the tables embedded in it)."""
-    from trainer.compression import measure
+    from compression import measure
 
     return measure.gzip_bytes(os.path.join(saved_model_dir, "saved_model.pb"))
 
@@ -165,8 +165,9 @@ def verdicts(name: str, outcome) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="output/benchmarks/compression")
     parser.add_argument("--datasets", default=",".join(DATASETS))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from typing import Dict
 
@@ -22,7 +21,7 @@ import numpy as np
 
 
 def _features(n: int, vocab, seed: int) -> Dict[str, np.ndarray]:
-    from trainer import features as F
+    from core import features as F
 
     rng = np.random.default_rng(seed)
     return {
@@ -64,10 +63,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args()
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from core.process import set_up_process
+
+    set_up_process()
     import tensorflow as tf
 
-    from pipeline.config import TrainerConfig
+    from trainer.config import TrainerConfig
     from trainer.towers import Vocabularies
 
     gpus = tf.config.list_logical_devices("GPU")

@@ -14,7 +14,7 @@ Measured:
   answer reflecting it; probes alternate between a new item (until `lookup_items` knows it)
   and a user consuming their top recommendation (until it leaves their list);
 * failed requests of the steady load while the learner publishes versions and the server swaps;
-* Recall@20 (seen items excluded, `components.evaluation.protocol`) on the eval split of the
+* Recall@20 (seen items excluded, `evaluation.protocol`) on the eval split of the
   base model, the online model after the stream, and a model retrained from scratch on the same
   interactions (base + stream) with the same hyperparameters.
 
@@ -48,8 +48,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write_span(root: str, train_rows: List[dict], eval_rows: List[dict], catalog_src: str) -> None:
-    from pipeline.data import encoding, writer
-    from trainer import features as F
+    from core import features as F
+    from ingest import encoding, writer
 
     encoder = encoding.InteractionEncoder()
 
@@ -72,14 +72,14 @@ def _analyse_and_train(data_root: str, out: str, trainer) -> None:
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import schema_utils
 
+    from core import features as F
+    from ingest import writer
     from online import base_data
-    from pipeline import schema
-    from pipeline.data import writer
+    from pipeline import curated_schema
     from trainer import export, inputs, preprocessing, train
-    from trainer import features as F
 
     rows = list(writer.read_examples(writer.split_pattern(data_root, 0, F.TRAIN_SPLIT)))
-    spec = schema_utils.schema_as_feature_spec(schema.build_schema()).feature_spec
+    spec = schema_utils.schema_as_feature_spec(curated_schema.build_schema()).feature_spec
     with tft_beam.Context(temp_dir=os.path.join(out, "tmp"), force_tf_compat_v1=False):
         transform_fn = ([{k: [v] for k, v in r.items()} for r in rows], tft.DatasetMetadata.from_feature_spec(spec)) \
             | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn)
@@ -224,7 +224,7 @@ class _Load:
 
 
 def _event(row: dict, event_id: str) -> dict:
-    from trainer import features as F
+    from core import features as F
 
     return {"event_id": event_id, F.USER_ID: row[F.USER_ID], F.ITEM_ID: row[F.ITEM_ID], F.RATING: row[F.RATING],
             F.TIMESTAMP: row[F.TIMESTAMP]}
@@ -232,7 +232,7 @@ def _event(row: dict, event_id: str) -> dict:
 
 def _probe(front: _EventsFront, client, n: int, user: str, timeout_s: float) -> Optional[float]:
     """One freshness probe; returns seconds from acknowledgement to a reflecting answer."""
-    from trainer import features as F
+    from core import features as F
 
     if n % 2 == 0:
         item = f"probe-item-{n}"
@@ -258,9 +258,9 @@ def _probe(front: _EventsFront, client, n: int, user: str, timeout_s: float) -> 
 def _recall(model_dir: str, train_cols, eval_cols, catalog_ids) -> float:
     import tensorflow as tf
 
-    from components.evaluate_model import index_splits, signature_recommender
-    from components.evaluation import protocol
-    from trainer import features as F
+    from core import features as F
+    from evaluation import protocol
+    from evaluation.model_eval import index_splits, signature_recommender
 
     train, eval_ = index_splits(train_cols, eval_cols, catalog_ids)
     loaded = tf.saved_model.load(model_dir)
@@ -269,7 +269,7 @@ def _recall(model_dir: str, train_cols, eval_cols, catalog_ids) -> float:
 
 
 def _columns(rows: List[dict]) -> Dict[str, np.ndarray]:
-    from trainer import features as F
+    from core import features as F
 
     return {F.USER_ID: np.array([r[F.USER_ID] for r in rows], str), F.ITEM_ID: np.array([r[F.ITEM_ID] for r in rows], str),
             F.RATING: np.array([r[F.RATING] for r in rows], np.float32), F.TIMESTAMP: np.array([r[F.TIMESTAMP] for r in rows])}
@@ -291,12 +291,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rps", type=float, default=20.0, help="steady recommendation requests per second")
     parser.add_argument("--poll-s", type=float, default=0.5, help="the server's version poll interval")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.config import SyntheticDataConfig, TrainerConfig
-    from pipeline.data import catalog_path, generate_synthetic, read_examples, split_pattern
+    from core.process import set_up_process
+
+    set_up_process()
+    from core import features as F
+    from ingest import catalog_path, generate_synthetic, read_examples, split_pattern
+    from ingest.config import SyntheticDataConfig
     from serving.client import RecommendationClient
-    from trainer import features as F
+    from trainer.config import TrainerConfig
     from trainer.serving_model import ServingOptions
 
     started = time.time()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 import time
@@ -35,9 +34,9 @@ DATASETS = {
 
 def run_one(name: str, output: pathlib.Path, config_file: Optional[str]) -> Dict[str, Dict[str, float]]:
     """Runs the pipeline for one dataset/split and returns the evaluation results."""
-    from pipeline import runner
+    from cli.summary import latest_evaluation
+    from pipeline import local_run
     from pipeline.config import load_config
-    from pipeline.summary import latest_evaluation
 
     source, split = DATASETS[name]
     data = None
@@ -49,8 +48,8 @@ def run_one(name: str, output: pathlib.Path, config_file: Optional[str]) -> Dict
     cfg = load_config(config_file, {"split": split}).with_paths(str(output / name))
     print(f"[{name}] running the pipeline ({split} split) into {output / name}", flush=True)
     start = time.time()
-    runner.prepare_data(cfg, data)
-    runner.run_pipeline(cfg)
+    local_run.prepare_data(cfg, data)
+    local_run.run_pipeline(cfg)
     evaluation = latest_evaluation(cfg.pipeline_root)
     print(f"[{name}] done in {time.time() - start:.0f}s; gate: {evaluation['blessing']['reason']}", flush=True)
     return evaluation["results"]
@@ -93,8 +92,9 @@ def verdicts(all_results: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="output/benchmarks/quality")
     parser.add_argument("--datasets", default=",".join(DATASETS))

@@ -14,11 +14,12 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from typing import Dict, List
 
-from pipeline.config import BeamConfig, PipelineConfig, SyntheticDataConfig, TrainerConfig
+from ingest.config import SyntheticDataConfig
+from pipeline.config import BeamConfig, PipelineConfig
+from trainer.config import TrainerConfig
 
 
 def synthetic_config(interactions: int) -> SyntheticDataConfig:
@@ -77,9 +78,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--compress", action="store_true", help="include CompressModel (off by default)")
     args = parser.parse_args()
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from pipeline import data as data_layer
-    from pipeline import runner
+    from core.process import set_up_process
+
+    set_up_process()
+    import ingest as data_layer
+    from pipeline import local_run
 
     cfg = bench_config(args.interactions, args.out, args.beam_workers, args.batch_size, args.epochs, args.compress)
     start = time.time()
@@ -102,7 +105,7 @@ def main() -> None:
     }
     _write(args.result, result)  # read back if the run is stopped before the end
     print(f"[scale {args.interactions:,}] data in {generated - start:.1f}s; running the pipeline", flush=True)
-    runner.run_pipeline(cfg)
+    local_run.run_pipeline(cfg)
     result["windows"].update(component_windows(cfg.metadata_path))
     result.update(complete=True, end=time.time())
     _write(args.result, result)

@@ -164,8 +164,7 @@ def build_model(path: str, version: int, num_users: int = 5000, num_items: int =
     import numpy as np
     import tensorflow as tf
 
-    from trainer.features import (SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES,
-                                  SERVING_SIGNATURE)
+    from core.features import SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 
     rng = np.random.default_rng(version)
     users = tf.constant([f"user{i}" for i in range(num_users)])
@@ -200,8 +199,8 @@ def payloads(count: int = 256) -> List[bytes]:
     import numpy as np
     from tensorflow_serving.apis import predict_pb2
 
+    from core.features import SERVING_INPUT_USER
     from serving.tensor_codec import to_tensor_proto
-    from trainer.features import SERVING_INPUT_USER
 
     out = []
     for index in range(count):
@@ -220,10 +219,10 @@ class NaiveServer:
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+        from core.features import SERVING_SIGNATURE
         from serving.responses import predict_response
         from serving.tensor_codec import to_ndarray
         from serving.workers import SavedModelRunner
-        from trainer.features import SERVING_SIGNATURE
 
         runner = SavedModelRunner(model_dir)
 
@@ -244,7 +243,7 @@ class NaiveServer:
 
 def start_batching(base_path: str, mode: str = "thread", poll_s: float = 1.0, tf_threads: int = 0,
                    **batching: Any):
-    from serving.config import (BatchingConfig, ModelConfig, SchedulingConfig, ServerConfig)
+    from serving.config import BatchingConfig, ModelConfig, SchedulingConfig, ServerConfig
     from serving.server import ModelServer
 
     settings = dict(max_batch_size=64, batch_timeout_micros=1000, num_batch_threads=2,
@@ -299,10 +298,10 @@ def _open(port: int, data: List[bytes], rate: float, duration: float, timeout_s:
 def _canned_response(source: str, data: List[bytes]) -> bytes:
     from tensorflow_serving.apis import predict_pb2
 
+    from core.features import SERVING_SIGNATURE
     from serving.responses import predict_response
     from serving.tensor_codec import to_ndarray
     from serving.workers import SavedModelRunner
-    from trainer.features import SERVING_SIGNATURE
 
     request = predict_pb2.PredictRequest.FromString(data[0])
     inputs = {k: to_ndarray(v, k, 10 ** 6) for k, v in request.inputs.items()}
@@ -312,8 +311,9 @@ def _canned_response(source: str, data: List[bytes]) -> bytes:
 
 def _server_main(conn: Any, kind: str, options: Dict[str, Any]) -> None:
     """A server in its own process (its own GIL): report the port, then obey 'stats'/'stop'."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_LateResponses())
     if kind == "bare":
@@ -440,7 +440,7 @@ def swaps(server: ServerProcess, source: str, base: str, data: List[bytes],
 
 
 def run(args: argparse.Namespace, workdir: str) -> Dict[str, Any]:
-    from serving.warmup import write_warmup_requests
+    from trainer.warmup_requests import write_warmup_requests
 
     progress("building the two-tower-like SavedModel (10,000 x 32 items, top-k 100)")
     source = build_model(os.path.join(workdir, "source"), 1)
@@ -602,8 +602,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="item table rows of the model-bound overload run")
     parser.add_argument("--plot", default="output/benchmarks/serving.png")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_LateResponses())
     started = time.monotonic()

@@ -11,7 +11,6 @@ seconds per epoch and the ratio to reading in file order.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from benchmarks.trainer_throughput import transform_outputs
@@ -22,11 +21,13 @@ def main() -> None:
     parser.add_argument("--pipeline-root", required=True)
     parser.add_argument("--stretches", default="1,4,16")
     args = parser.parse_args()
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from core.process import set_up_process
+
+    set_up_process()
     import tensorflow_transform as tft
 
-    from pipeline.config import TrainerConfig
     from trainer import inputs, streaming
+    from trainer.config import TrainerConfig
 
     paths = transform_outputs(args.pipeline_root)
     tft_output = tft.TFTransformOutput(paths["transform_graph"])

@@ -3,7 +3,7 @@
     python -m benchmarks.trainer_memory --pipeline-roots ROOT1,ROOT2 [--modes memory,stream]
 
 For every pipeline root (the output of a run, e.g. `benchmarks.scale`'s) and input mode, a child
-process calls the Trainer's own `trainer.run.run_fn` on the root's newest Transform output with
+process calls the Trainer's own `trainer.entry.run_fn` on the root's newest Transform output with
 the scale benchmark's training settings (batch 512, one retrieval and one ranking epoch, 'sqrt'
 learning-rate rule, 16 steps per execution) and `trainer.input_mode` set, while this process
 samples the memory of the child's process tree. Printed: a table of peak RSS, wall time and
@@ -25,8 +25,7 @@ GB = 1024 ** 3
 
 
 def trainer_config(mode: str):
-    from pipeline.config import TrainerConfig
-
+    from trainer.config import TrainerConfig
     return TrainerConfig(batch_size=512, epochs=1, ranking_epochs=1, lr_scaling="sqrt", steps_per_execution=16,
                          input_mode=mode)
 
@@ -36,7 +35,7 @@ def child(pipeline_root: str, mode: str, out_dir: str, result_path: str) -> None
     from tfx import v1 as tfx
 
     from benchmarks.trainer_throughput import transform_outputs
-    from trainer import run, streaming
+    from trainer import entry, streaming
 
     paths = transform_outputs(pipeline_root)
     cfg = trainer_config(mode)
@@ -46,10 +45,10 @@ def child(pipeline_root: str, mode: str, out_dir: str, result_path: str) -> None
         transform_output=paths["transform_graph"],
         serving_model_dir=str(pathlib.Path(out_dir) / "model"),
         model_run_dir=str(pathlib.Path(out_dir) / "logs"),
-        custom_config={run.HPARAMS_KEY: json.loads(json.dumps(dataclasses.asdict(cfg)))},
+        custom_config={entry.HPARAMS_KEY: json.loads(json.dumps(dataclasses.asdict(cfg)))},
     )
     start = time.time()
-    run.run_fn(fn_args)
+    entry.run_fn(fn_args)
     wall = time.time() - start
     with open(result_path, "w", encoding="utf-8") as handle:
         json.dump({"wall_s": wall, "examples": streaming.count_records(paths["train_files"])}, handle)

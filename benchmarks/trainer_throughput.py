@@ -81,9 +81,9 @@ def measure(pipeline_root: str, rounds: int, baseline_batch: int, project_batch:
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from pipeline.config import TrainerConfig
-    from trainer import features as F
+    from core import features as F
     from trainer import inputs, train
+    from trainer.config import TrainerConfig
 
     paths = transform_outputs(pipeline_root)
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
@@ -155,7 +155,9 @@ def main() -> None:
     parser.add_argument("--steps-per-execution", type=int, default=16)
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the project's train step")
     args = parser.parse_args()
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from core.process import set_up_process
+
+    set_up_process()
     results = measure(args.pipeline_root, args.rounds, args.baseline_batch, args.project_batch,
                       args.steps_per_execution, args.jit_compile)
     print(table(results), flush=True)

@@ -11,27 +11,21 @@ Pusher copies to the serving directory. The Trainer's full networks, when given,
 
 import logging
 import os
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
-from tfx import types
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
+from components.artifact_files import split_files
+from compression.serving_variants import Int8ServingModel, ServingContext, make_serving_model, serving_model_class
+from core import features as F
 from trainer import export
-from trainer import features as F
-from trainer.compression.serving import Int8ServingModel, ServingContext, make_serving_model, serving_model_class
-from trainer.run import TRAINED_SUBDIR
+from trainer.entry import TRAINED_SUBDIR
 from trainer.serving_model import ServingOptions
 
 WARMUP_USERS = 8
-
-
-def split_files(artifact: types.Artifact, split: str) -> List[str]:
-    """Glob pattern of one split's gzipped TFRecord files in an Examples artifact."""
-    (uri,) = artifact_utils.get_split_uris([artifact], split)
-    return [os.path.join(uri, "*.gz")]
 
 
 def build_serving_model(
@@ -62,7 +56,7 @@ def build_serving_model(
     module = make_serving_model(networks, context, int8_candidates)
     finalize = None
     if warmup_model_name:
-        from serving import warmup
+        from trainer import warmup_requests as warmup
 
         users = [u.decode() for u in table.user_keys[:WARMUP_USERS]] + ["unknown-user"]
 

@@ -3,9 +3,9 @@
 Between the Trainer and BuildServingModel. Reads the Trainer's networks, the Transform graph,
 the transformed training examples (fine-tuning, distillation, serving tables), the raw
 interaction examples (evaluation, same split and metrics as the evaluation step) and the item
-catalog. Builds every configured variant (`trainer.compression.variants`), exports each as a
+catalog. Builds every configured variant (`compression.variants`), exports each as a
 serving SavedModel and measures it, exports the TFLite models, picks the smallest variant within
-the quality budget (`trainer.compression.select`) and writes:
+the quality budget (`compression.select`) and writes:
 
 * `<model>/Format-Serving/`: the chosen networks in the Trainer's layout
   (`trainer.export.save_trained`) plus `compression.json` (the variant and whether its serving
@@ -31,18 +31,18 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
-from components.build_serving_model import split_files
-from pipeline.config import TrainerConfig, from_dict
+from components.artifact_files import split_files
+from compression import measure, records, select, tflite_export, variants
+from compression import report as compression_report
+from compression.config import CompressionConfig
+from compression.finetune import load_training_data
+from compression.serving_variants import ServingContext, write_marker
+from core import features as F
+from core.config_loader import from_dict
 from trainer import export
-from trainer import features as F
-from trainer.compression import measure, records, select, tflite_export, variants
-from trainer.compression import report as compression_report
-from trainer.compression.config import CompressionConfig
-from trainer.compression.finetune import load_training_data
-from trainer.compression.serving import ServingContext, write_marker
+from trainer.config import TrainerConfig
 from trainer.serving_model import ServingOptions
 
-CATALOG_SPLIT = "catalog"
 VARIANTS_DIR = "variants"
 
 
@@ -153,25 +153,26 @@ def CompressModel(  # noqa: N802 - TFX component names are CamelCase
     report: OutputArtifact[standard_artifacts.ModelEvaluation],
     trainer_config: Parameter[str] = "{}",
     compression_config: Parameter[str] = "{}",
-    top_k: Parameter[int] = 100,
-    candidates_to_rank: Parameter[int] = 100,
-    ranking_weight: Parameter[float] = 0.0,
     cutoffs: Parameter[str] = "10,20,50,100",
 ) -> None:
-    """TFX component wrapper of `compress_model` (configs as JSON objects of their fields)."""
+    """TFX component wrapper of `compress_model` (configs as JSON objects of their fields).
+
+    How the serving model combines its stages (`top_k`, `candidates_to_rank`, `ranking_weight`)
+    comes from the trainer config, its one source.
+    """
+    trainer_cfg = from_dict(TrainerConfig, json.loads(trainer_config), "trainer")
     outcome = compress_model(
         trained_dir=path_utils.serving_model_path(model.uri),
         transform_dir=transform_graph.uri,
         transformed_train_patterns=split_files(transformed_examples, F.TRAIN_SPLIT),
         raw_train_patterns=split_files(examples, F.TRAIN_SPLIT),
         raw_eval_patterns=split_files(examples, F.EVAL_SPLIT),
-        catalog_patterns=split_files(items, CATALOG_SPLIT),
+        catalog_patterns=split_files(items, F.CATALOG_SPLIT),
         model_dir=path_utils.serving_model_path(compressed_model.uri),
         report_dir=report.uri,
-        trainer_cfg=from_dict(TrainerConfig, json.loads(trainer_config), "trainer"),
+        trainer_cfg=trainer_cfg,
         cfg=from_dict(CompressionConfig, json.loads(compression_config), "compression"),
-        options=ServingOptions(top_k=top_k, candidates_to_rank=candidates_to_rank,
-                               ranking_weight=ranking_weight),
+        options=ServingOptions.from_trainer_config(trainer_cfg),
         cutoffs=[int(k) for k in cutoffs.split(",")],
     )
     compressed_model.set_string_custom_property("compression_variant", outcome.selection.chosen)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from typing import Any, Dict, List, Optional
 
@@ -23,20 +22,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from core import version_dirs
+
 SOURCE_MARKER = "source_model"
-
-
-def existing_versions(base_directory: str) -> List[int]:
-    """Integer version directories under `base_directory` (hidden temp dirs excluded)."""
-    if not os.path.isdir(base_directory):
-        return []
-    return sorted(int(name) for name in os.listdir(base_directory) if name.isdigit())
-
-
-def next_version(base_directory: str, now: float) -> int:
-    """A version number greater than every existing one, normally the unix time."""
-    versions = existing_versions(base_directory)
-    return max(int(now), (versions[-1] + 1) if versions else 0)
 
 
 def _source_marker(version_dir: str) -> str:
@@ -45,10 +33,9 @@ def _source_marker(version_dir: str) -> str:
 
 def already_published(model_path: str, base_directory: str) -> Optional[str]:
     """The newest version directory when it was published from `model_path`, else None."""
-    versions = existing_versions(base_directory)
-    if not versions:
+    newest = version_dirs.newest_version_dir(base_directory)
+    if newest is None:
         return None
-    newest = os.path.join(base_directory, str(versions[-1]))
     marker = _source_marker(newest)
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as handle:
@@ -70,19 +57,14 @@ def publish_atomically(model_path: str, base_directory: str, now: float) -> str:
     if previous is not None:
         logging.info("model %s is already the newest version %s", model_path, previous)
         return previous
-    os.makedirs(base_directory, exist_ok=True)
-    version = next_version(base_directory, now)
-    target = os.path.join(base_directory, str(version))
-    tmp = os.path.join(base_directory, f".tmp-{version}-{os.getpid()}")
-    try:
-        shutil.copytree(model_path, tmp)
-        os.makedirs(os.path.dirname(_source_marker(tmp)), exist_ok=True)
-        with open(_source_marker(tmp), "w", encoding="utf-8") as handle:
+
+    def mark_source(copy_dir: str) -> None:
+        os.makedirs(os.path.dirname(_source_marker(copy_dir)), exist_ok=True)
+        with open(_source_marker(copy_dir), "w", encoding="utf-8") as handle:
             handle.write(os.path.abspath(model_path) + "\n")
-        os.rename(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+
+    version = version_dirs.publish_atomically(model_path, base_directory, now, prepare=mark_source)
+    target = os.path.join(base_directory, str(version))
     logging.info("published model version %d at %s", version, target)
     return target
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from pipeline.config import build_config, load_json_config
+from core.config_loader import build_config, load_json_config
 
 
 class KubeflowConfigError(ValueError):

@@ -26,9 +26,9 @@ import pathlib
 import sys
 from typing import Any, Dict, List, Optional
 
-from pipeline.config import PipelineConfig
 from kubeflow import resources
 from kubeflow.config import KubeflowConfig
+from pipeline.config import PipelineConfig
 
 DEFAULT_ROOT_KEY = "defaultPipelineRoot"
 
@@ -151,10 +151,11 @@ def resource_table(compiled: CompiledPipeline, kf: KubeflowConfig) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point (also the runner file for `tfx pipeline compile --engine vertex`)."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.config import load_config
+    from core.process import set_up_process
+
+    set_up_process()
     from kubeflow.config import load_kubeflow_config
+    from pipeline.config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="pipeline JSON config (keys of pipeline.config.PipelineConfig)")

@@ -55,9 +55,8 @@ def _producer(store, artifact_id: int) -> int:
 
 
 def _inputs_of_type(store, execution_id: int, type_name: str) -> List:
-    from ml_metadata.proto import metadata_store_pb2
-
     from ml_metadata import errors
+    from ml_metadata.proto import metadata_store_pb2
 
     ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
            if e.type == metadata_store_pb2.Event.INPUT]

@@ -13,7 +13,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from trainer import features as F
+from core import features as F
+from core import tfrecord_columns
 from trainer import history
 
 
@@ -37,22 +38,8 @@ class BaseData:
 
 def read_raw(file_patterns: Sequence[str]) -> Dict[str, np.ndarray]:
     """Raw interaction columns of gzipped TFRecord examples (empty columns when none match)."""
-    files = [f for pattern in file_patterns for f in sorted(tf.io.gfile.glob(pattern))]
-    kinds = F.feature_kinds()
-    dtypes = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
-    spec = {name: tf.io.FixedLenFeature([], dtypes[kinds[name]]) for name in F.INTERACTION_FEATURES}
-    columns: Dict[str, list] = {name: [] for name in F.INTERACTION_FEATURES}
-    if files:
-        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
-        for batch in dataset.map(lambda s: tf.io.parse_example(s, spec)):
-            for name in F.INTERACTION_FEATURES:
-                columns[name].append(batch[name].numpy())
-    out = {}
-    for name, parts in columns.items():
-        empty = np.zeros(0, dtype=object if kinds[name] == "bytes" else np.float32 if kinds[name] == "float" else np.int64)
-        value = np.concatenate(parts) if parts else empty
-        out[name] = value.astype(str).astype(object) if kinds[name] == "bytes" else value
-    return out
+    columns = tfrecord_columns.read_columns(file_patterns, F.INTERACTION_FEATURES, required=False, decode_strings=True)
+    return {name: value.astype(object) if value.dtype.kind == "U" else value for name, value in columns.items()}
 
 
 def transform(raw: Dict[str, np.ndarray], transform_layer, batch_size: int = 8192) -> Dict[str, np.ndarray]:
@@ -75,7 +62,7 @@ def load(data_root: str, spans: Sequence[int], transform_layer) -> BaseData:
     Raises:
       FileNotFoundError: the spans hold no training interaction or there is no catalog.
     """
-    from pipeline.data import writer
+    from ingest import writer
     from trainer import tables
 
     spans = list(spans)

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
-from online import files
+from core import durable_files
 from online.online_tables import OnlineTables
 
 LATEST_FILE = "latest.json"
@@ -52,11 +52,11 @@ def save(state_dir: str, version: int, meta: Dict, objects: Dict[str, tf.Module]
         pickle.dump(tables, handle, protocol=pickle.HIGHEST_PROTOCOL)
         handle.flush()
         os.fsync(handle.fileno())
-    files.write_json_atomically(os.path.join(tmp, "meta.json"), {**meta, "version": version})
+    durable_files.write_json_atomically(os.path.join(tmp, "meta.json"), {**meta, "version": version})
     if os.path.exists(path):
         shutil.rmtree(path)
     os.rename(tmp, path)
-    files.write_json_atomically(os.path.join(state_dir, LATEST_FILE), {**meta, "version": version})
+    durable_files.write_json_atomically(os.path.join(state_dir, LATEST_FILE), {**meta, "version": version})
     _prune(state_dir, keep, version)
     return path
 
@@ -71,7 +71,7 @@ def _prune(state_dir: str, keep: int, current: int) -> None:
 
 def latest(state_dir: str) -> Optional[Dict]:
     """Meta of the latest checkpoint, or None."""
-    meta = files.read_json(os.path.join(state_dir, LATEST_FILE))
+    meta = durable_files.read_json(os.path.join(state_dir, LATEST_FILE))
     if meta is None or not os.path.isdir(_path(state_dir, meta["version"])):
         return None
     return meta
@@ -79,7 +79,7 @@ def latest(state_dir: str) -> Optional[Dict]:
 
 def find(state_dir: str, version: int) -> Optional[Dict]:
     """Meta of the checkpoint of `version`, or None when it was not kept."""
-    return files.read_json(os.path.join(_path(state_dir, version), "meta.json"))
+    return durable_files.read_json(os.path.join(_path(state_dir, version), "meta.json"))
 
 
 def versions(state_dir: str) -> set:
@@ -100,4 +100,4 @@ def restore(state_dir: str, version: int, objects: Dict[str, tf.Module], transfo
     with open(os.path.join(path, "tables.pkl"), "rb") as handle:
         tables: OnlineTables = pickle.load(handle)
     tables.attach(transform_layer)
-    return tables, files.read_json(os.path.join(path, "meta.json"))
+    return tables, durable_files.read_json(os.path.join(path, "meta.json"))

@@ -47,8 +47,8 @@ def _read_payload(path: str) -> Any:
 
 
 def _flag_event(args: argparse.Namespace) -> dict:
+    from core import features as F
     from online import events as E
-    from trainer import features as F
 
     if not (args.user and args.item):
         raise ValueError("give --file, or --user and --item (with --rating for rating events)")
@@ -197,8 +197,9 @@ def register(subparsers: Any) -> None:
 
 def main(argv: List[str]) -> int:
     """Runs one of these commands alone (for tests and scripts): ``python -m online.cli ...``."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
     parser = argparse.ArgumentParser(prog="recsys")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Optional
 
-from pipeline.config import build_config, load_json_config
+from core.config_loader import build_config, load_json_config
 
 
 class OnlineConfigError(ValueError):

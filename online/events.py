@@ -1,7 +1,7 @@
 """Interaction events: the schema, validation with clear errors, and the log record form.
 
 An event says that a user interacted with an item. JSON fields (the raw feature names of
-`trainer.features` plus two of this module):
+`core.features` plus two of this module):
 
 * ``user_id``, ``item_id``: required non-empty strings.
 * ``type``: ``rating`` (default), or an implicit type ``view``, ``click``, ``purchase``.
@@ -29,7 +29,7 @@ import re
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from trainer import features as F
+from core import features as F
 
 EVENT_ID = "event_id"
 EVENT_TYPE = "type"

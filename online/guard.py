@@ -2,7 +2,7 @@
 
 The held-out slice is up to `guard_users` users of the base data's eval split (drawn once, with
 a seed) and, for each, their eval items outside their base training items. Its metric is
-Recall@K (`components.evaluation.metrics`, hits / min(K, relevant)) of the retrieval scores
+Recall@K (`evaluation.metrics`, hits / min(K, relevant)) of the retrieval scores
 (query embedding x candidate embeddings) as the version would serve them: each user's items
 seen so far (base training and applied events) are excluded, and eval items the user has since
 consumed no longer count as relevant. It takes milliseconds in numpy. The reference is the base model's value on the same slice; a candidate update
@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from components.evaluation import metrics
+from evaluation import metrics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,13 +29,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from core import features as F
+from core import version_dirs
 from online import base_data, checkpoint, guard, networks, online_tables, optimizer, profiles, rollback, span_roller
 from online.config import LearnerConfig
 from online.event_log import LogReader
 from online.serving_module import OnlineServingModel, embed_users, request_vocabularies
-from pipeline.config import TrainerConfig
 from trainer import export, inputs, tables
-from trainer import features as F
+from trainer.config import TrainerConfig
 from trainer.serving_model import ServingOptions
 
 
@@ -138,7 +139,7 @@ class OnlineLearner:
         state_dir, serving_dir = self.paths.state_dir, self.paths.serving_model_dir
         latest = checkpoint.latest(state_dir)
         self.own_versions = checkpoint.versions(state_dir)
-        newest = (rollback.published_versions(serving_dir) or [None])[-1]
+        newest = (version_dirs.versions(serving_dir) or [None])[-1]
         self.known_newest = newest
         if latest is None or latest["base_id"] != self.base_id:
             self.offset = spans_end
@@ -174,7 +175,7 @@ class OnlineLearner:
     # ---- loop ----------------------------------------------------------------------------
     def _foreign_version(self) -> Optional[str]:
         """Reacts to versions published by others; returns "superseded" when the learner must stop."""
-        newest = (rollback.published_versions(self.paths.serving_model_dir) or [None])[-1]
+        newest = (version_dirs.versions(self.paths.serving_model_dir) or [None])[-1]
         if newest is None or newest in self.own_versions or (self.known_newest is not None and newest <= self.known_newest):
             return None
         marker = rollback.latest_rollback(self.paths.serving_model_dir)
@@ -216,7 +217,7 @@ class OnlineLearner:
             print(f"[learn] {verdict.describe(self.config.guard_k)}: {count} events not exported "
                   f"(log offset {self.offset}), weights restored", flush=True)
             return None
-        version = rollback.next_version(self.paths.serving_model_dir, self.clock())
+        version = version_dirs.next_version(self.paths.serving_model_dir, self.clock())
         self.own_versions.add(version)
         checkpoint.save(self.paths.state_dir, version, self._meta(), self._objects(), self.tables, self.config.keep_checkpoints)
         self.module.update(serving, users, candidates)
@@ -232,7 +233,7 @@ class OnlineLearner:
     def _warmup(self, serving) -> Optional[Callable[[str], None]]:
         if not self.model_name:
             return None
-        from serving import warmup
+        from trainer import warmup_requests as warmup
 
         users = [u.decode() for u in serving.user_keys[:8]] + ["unknown-user"]
         return lambda tmp_dir: warmup.write_warmup_requests(tmp_dir, self.model_name, users)

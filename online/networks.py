@@ -17,12 +17,13 @@ second instead of re-serialising every Keras layer.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from trainer import features as F
+from core import features as F
+from trainer.towers import embedding_input
 
 keras = tf.keras
 
@@ -50,16 +51,6 @@ class FrozenNetwork(tf.Module):
     def __call__(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """The network's output on `inputs` (inference mode whatever `training` says)."""
         return self._forward({name: inputs[name] for name in self.input_names})
-
-
-def embedding_input(layer: keras.layers.Layer) -> Optional[str]:
-    """Name of the model input an Embedding layer reads directly, or None."""
-    if not isinstance(layer, keras.layers.Embedding):
-        return None
-    inbound = tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)  # noqa: SLF001 - Keras graph
-    if len(inbound) == 1 and isinstance(inbound[0], keras.layers.InputLayer):
-        return inbound[0].name
-    return None
 
 
 def id_rows(model: keras.Model) -> Dict[str, int]:

@@ -22,9 +22,9 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
+from core import features as F
 from online import profiles
 from online.events import Event
-from trainer import features as F
 from trainer.serving_model import ServingTables
 
 

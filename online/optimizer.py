@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from pipeline.config import TrainerConfig
-from trainer import features as F
+from core import features as F
+from trainer.config import TrainerConfig
 
 
 class ReplayBuffer:

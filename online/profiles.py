@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, Set, Tuple
 
+from core import features as F
 from online.events import Event
-from trainer import features as F
 
 UserProfile = Tuple[int, str, str]  # age, gender, occupation
 ItemProfile = Tuple[str, str, int]  # title, genres, year
@@ -38,7 +38,7 @@ def updated_item(profile: ItemProfile, event: Event) -> ItemProfile:
 
 def span_numbers(data_root: str) -> list:
     """Published span numbers under ``<data_root>/interactions``, ascending."""
-    from pipeline.data import writer
+    from ingest import writer
 
     folder = os.path.join(data_root, writer.INTERACTIONS_DIR)
     try:
@@ -50,7 +50,7 @@ def span_numbers(data_root: str) -> list:
 
 def catalog_items(data_root: str) -> Dict[str, ItemProfile]:
     """Item id -> catalog features (empty when there is no catalog yet)."""
-    from pipeline.data import writer
+    from ingest import writer
 
     path = writer.catalog_path(data_root)
     if not path.exists():
@@ -61,7 +61,7 @@ def catalog_items(data_root: str) -> Dict[str, ItemProfile]:
 
 def span_user_profiles(data_root: str, users: Set[str], lookback: int) -> Dict[str, UserProfile]:
     """Features of `users` in their newest row of the newest `lookback` spans (where found)."""
-    from pipeline.data import writer
+    from ingest import writer
 
     found: Dict[str, UserProfile] = {}
     for span in reversed(span_numbers(data_root)[-lookback:]):

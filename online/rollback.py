@@ -11,7 +11,7 @@ ignore it). The online learner reads it: when the newest version is a rollback c
 continues from its checkpoint of the restored version (or from its base model) instead of
 exporting on top of the state that was rolled back.
 
-Version numbers follow the Pusher's rule (`components.push_model.next_version`: the Unix time,
+Version numbers follow the Pusher's rule (`core.version_dirs.next_version`: the Unix time,
 or the newest version + 1 if that is not larger); it is restated here so that this command and
 the learner do not load TFX.
 """
@@ -19,31 +19,16 @@ the learner do not load TFX.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Dict, List, Optional
 
-from online import files
+from core import durable_files, version_dirs
 
 MARKER_FILE = ".rollbacks.json"
 
 
-def published_versions(serving_model_dir: str) -> List[int]:
-    """Integer version folders of a model base path, ascending (temp folders excluded)."""
-    if not os.path.isdir(serving_model_dir):
-        return []
-    return sorted(int(n) for n in os.listdir(serving_model_dir)
-                  if n.isdigit() and os.path.isdir(os.path.join(serving_model_dir, n)))
-
-
-def next_version(serving_model_dir: str, now: float) -> int:
-    """A version number greater than every published one, normally the Unix time."""
-    versions = published_versions(serving_model_dir)
-    return max(int(now), (versions[-1] + 1) if versions else 0)
-
-
 def rollbacks(serving_model_dir: str) -> List[Dict]:
     """The recorded rollbacks, oldest first: {"restored", "published", "time"}."""
-    return files.read_json(os.path.join(serving_model_dir, MARKER_FILE), [])
+    return durable_files.read_json(os.path.join(serving_model_dir, MARKER_FILE), [])
 
 
 def latest_rollback(serving_model_dir: str) -> Optional[Dict]:
@@ -66,25 +51,19 @@ def rollback(serving_model_dir: str, to_version: int, now: float) -> int:
     Raises:
       ValueError: `to_version` is not published (the message lists what is).
     """
-    versions = published_versions(serving_model_dir)
+    versions = version_dirs.versions(serving_model_dir)
     if to_version not in versions:
         raise ValueError(f"version {to_version} is not in {serving_model_dir} (published: {versions or 'none'})")
     if versions[-1] == to_version:
         raise ValueError(f"version {to_version} is already the newest version")
-    version = next_version(serving_model_dir, now)
-    target = os.path.join(serving_model_dir, str(version))
-    tmp = os.path.join(serving_model_dir, f".tmp-rollback-{version}-{os.getpid()}")
+    version = version_dirs.next_version(serving_model_dir, now)
     marker = os.path.join(serving_model_dir, MARKER_FILE)
     before = rollbacks(serving_model_dir)
     # Recorded first, so that a learner never mistakes the new version for a foreign one.
-    files.write_json_atomically(marker, before + [{"restored": to_version, "published": version, "time": now}])
+    durable_files.write_json_atomically(marker, before + [{"restored": to_version, "published": version, "time": now}])
     try:
-        shutil.copytree(os.path.join(serving_model_dir, str(to_version)), tmp)
-        os.rename(tmp, target)
+        version_dirs.publish_as(os.path.join(serving_model_dir, str(to_version)), serving_model_dir, version)
     except BaseException:
-        files.write_json_atomically(marker, before)
+        durable_files.write_json_atomically(marker, before)
         raise
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return version

@@ -24,8 +24,8 @@ from typing import Dict, Mapping
 import numpy as np
 import tensorflow as tf
 
+from core import features as F
 from online.networks import FrozenNetwork
-from trainer import features as F
 from trainer.serving_model import ServingModel, ServingOptions, ServingTables
 
 REQUEST_FEATURES = {F.USER_GENDER: F.USER_GENDER_XF, F.USER_OCCUPATION: F.USER_OCCUPATION_XF}

@@ -4,7 +4,7 @@ A roll takes the events after the committed offset, joins the side features of t
 and items (`online.profiles`), splits them by time (the newest `eval_fraction` to eval, ties
 broken by log order) and writes them as the next span,
 ``<data>/interactions/span-<N>/{train,eval}/part-*.tfrecord.gz``, with the canonical writer
-(`pipeline.data.SpanWriter`); items outside the catalog are added to
+(`ingest.SpanWriter`); items outside the catalog are added to
 ``<data>/items/items.tfrecord.gz``. The pipeline then reads the newest spans with its rolling
 range config (``PipelineConfig.span_window``).
 
@@ -23,10 +23,11 @@ import logging
 import os
 from typing import Dict, List, Optional
 
-from online import files, profiles
+from core import durable_files
+from core import features as F
+from online import profiles
 from online.config import RollerConfig
 from online.event_log import LoggedEvent, LogReader
-from trainer import features as F
 
 _LOG = logging.getLogger(__name__)
 STATE_FILE = "roller.json"
@@ -46,7 +47,7 @@ class RollResult:
 
 def roller_state(log_dir: str) -> Dict:
     """The roller's state: ``committed_seq``, ``pending`` plan or None, ``spans`` rolled."""
-    return files.read_json(os.path.join(log_dir, STATE_FILE), {"committed_seq": 0, "pending": None, "spans": []})
+    return durable_files.read_json(os.path.join(log_dir, STATE_FILE), {"committed_seq": 0, "pending": None, "spans": []})
 
 
 def rolled_end_seq(log_dir: str, spans: List[int]) -> int:
@@ -62,7 +63,7 @@ def _read_range(log_dir: str, start: int, end: Optional[int]) -> List[LoggedEven
 
 def _encode_rows(events: List[LoggedEvent], users: Dict[str, profiles.UserProfile],
                  items: Dict[str, profiles.ItemProfile], eval_fraction: float) -> Dict[str, List[bytes]]:
-    from pipeline.data import encoding, split
+    from ingest import encoding, split
 
     ordered = sorted(events, key=lambda e: (e.event.timestamp, e.seq))
     n_eval = split.eval_count(len(ordered), eval_fraction)
@@ -102,7 +103,7 @@ class SpanRoller:
         Returns:
           The result; `span` is None when nothing was rolled.
         """
-        with files.exclusive_lock(os.path.join(self.log_dir, LOCK_FILE)):
+        with durable_files.exclusive_lock(os.path.join(self.log_dir, LOCK_FILE)):
             state = roller_state(self.log_dir)
             plan = state["pending"]
             if plan is None:
@@ -114,7 +115,7 @@ class SpanRoller:
                 spans = profiles.span_numbers(self.data_root)
                 plan = {"span": (spans[-1] + 1) if spans else 0, "start_seq": start, "end_seq": reader.next_seq}
                 state["pending"] = plan
-                files.write_json_atomically(os.path.join(self.log_dir, STATE_FILE), state)
+                durable_files.write_json_atomically(os.path.join(self.log_dir, STATE_FILE), state)
             else:
                 _LOG.warning("redoing the interrupted roll of span %d", plan["span"])
                 events = _read_range(self.log_dir, plan["start_seq"], plan["end_seq"])
@@ -123,11 +124,11 @@ class SpanRoller:
             state["pending"] = None
             state["spans"] = [s for s in state["spans"] if s["span"] != plan["span"]] + [
                 {**plan, "rows": result.rows, "new_items": result.new_items}]
-            files.write_json_atomically(os.path.join(self.log_dir, STATE_FILE), state)
+            durable_files.write_json_atomically(os.path.join(self.log_dir, STATE_FILE), state)
             return result
 
     def _write(self, plan: Dict, events: List[LoggedEvent]) -> RollResult:
-        from pipeline.data import encoding, writer
+        from ingest import encoding, writer
 
         catalog = profiles.catalog_items(self.data_root)
         wanted = {e.event.user_id for e in events}

@@ -28,16 +28,15 @@ from components.evaluate_model import EvaluateModel
 from components.import_examples import OrderedImportExampleGen
 from components.push_model import AtomicPusher
 from components.validation_gate import ValidationGate
-from pipeline import schema
+from core import features as F
+from pipeline import curated_schema
 from pipeline.config import PipelineConfig
-from trainer import features as F
-from trainer.run import HPARAMS_KEY
+from trainer.entry import HPARAMS_KEY
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
-RUN_FN = "trainer.run.run_fn"
+RUN_FN = "trainer.entry.run_fn"
 INTERACTIONS_DIR = "interactions"
 ITEMS_DIR = "items"
-CATALOG_SPLIT = "catalog"
 
 
 def interactions_input_config(split: str) -> example_gen_pb2.Input:
@@ -76,23 +75,23 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     items = OrderedImportExampleGen(
         input_base=os.path.join(cfg.data_root, ITEMS_DIR),
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=CATALOG_SPLIT, pattern="*.tfrecord.gz"),
+            example_gen_pb2.Input.Split(name=F.CATALOG_SPLIT, pattern="*.tfrecord.gz"),
         ]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=CATALOG_SPLIT, hash_buckets=1),
+            example_gen_pb2.SplitConfig.Split(name=F.CATALOG_SPLIT, hash_buckets=1),
         ])),
     ).with_id("item_example_gen")
 
     statistics = tfx.components.StatisticsGen(examples=interactions.outputs["examples"])
-    curated_schema = tfx.components.ImportSchemaGen(schema_file=str(schema.SCHEMA_FILE))
+    import_schema = tfx.components.ImportSchemaGen(schema_file=str(curated_schema.SCHEMA_FILE))
     validator = tfx.components.ExampleValidator(
-        statistics=statistics.outputs["statistics"], schema=curated_schema.outputs["schema"]
+        statistics=statistics.outputs["statistics"], schema=import_schema.outputs["schema"]
     )
     gate = ValidationGate(anomalies=validator.outputs["anomalies"])
 
     transform = tfx.components.Transform(
         examples=interactions.outputs["examples"],
-        schema=curated_schema.outputs["schema"],
+        schema=import_schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN_SPLIT], transform=[F.TRAIN_SPLIT, F.EVAL_SPLIT]),
         disable_statistics=not cfg.transform_statistics,
@@ -107,7 +106,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=curated_schema.outputs["schema"],
+        schema=import_schema.outputs["schema"],
         base_model=latest_blessed.outputs["model"] if cfg.warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
@@ -123,9 +122,6 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
             items=items.outputs["examples"],
             trainer_config=json.dumps(dataclasses.asdict(cfg.trainer)),
             compression_config=json.dumps(dataclasses.asdict(cfg.compression)),
-            top_k=cfg.trainer.top_k,
-            candidates_to_rank=cfg.trainer.candidates_to_rank,
-            ranking_weight=cfg.trainer.ranking_weight,
             cutoffs=",".join(str(k) for k in cfg.evaluation.cutoffs),
         )
         to_serve = compress.outputs["compressed_model"]
@@ -162,7 +158,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_name=cfg.pipeline_name,
         pipeline_root=cfg.pipeline_root,
         components=[
-            interactions, items, statistics, curated_schema, validator, gate, transform, latest_blessed,
+            interactions, items, statistics, import_schema, validator, gate, transform, latest_blessed,
             trainer, *([compress] if compress is not None else []), build, evaluate, pusher,
         ],
         enable_cache=cfg.enable_cache,

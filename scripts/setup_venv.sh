@@ -7,6 +7,13 @@ VENV=${VENV:-.venv}
 stamp="$VENV/.installed"
 want=$(cat constraints.txt setup.py | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
+pins=$(sha256sum < constraints.txt | cut -d' ' -f1)
+if [ -f "$VENV/.pins" ] && [ "$(cat "$VENV/.pins")" = "$pins" ] && [ -x "$VENV/bin/python" ]; then
+  # Same pins, new setup.py (packages, entry points): reinstall the project alone.
+  echo "==> setup.py changed: reinstalling the project into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --use-pep517 --no-build-isolation --no-deps -c constraints.txt -e . \
+    && echo "$want" > "$stamp" && exit 0
+fi
 py=$(bash scripts/find_python.sh)
 echo "==> creating $VENV with $py"
 rm -rf "$VENV"
@@ -24,4 +31,5 @@ echo "==> installing pinned dependencies (constraints.txt); this takes a few min
 "$VENV/bin/python" -m pip install --quiet --use-pep517 --no-build-isolation -c constraints.txt -e '.[dev]' || fail
 "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; fail; }
 echo "$want" > "$stamp"
+echo "$pins" > "$VENV/.pins"
 echo "==> $VENV ready"

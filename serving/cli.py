@@ -18,8 +18,15 @@ import os
 import sys
 from typing import List, Optional
 
-from serving.config import (BatchingConfig, LimitsConfig, ModelConfig, SchedulingConfig,
-                            ServerConfig, ServingConfigError, VersionPolicy)
+from serving.config import (
+    BatchingConfig,
+    LimitsConfig,
+    ModelConfig,
+    SchedulingConfig,
+    ServerConfig,
+    ServingConfigError,
+    VersionPolicy,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -164,8 +171,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """``python -m serving.cli serve ...``: the command without the rest of the project CLI."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
     parser = argparse.ArgumentParser(prog="serving")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

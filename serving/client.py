@@ -15,14 +15,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
+from core.features import SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 from serving.errors import HTTP_STATUS
 from serving.tensor_codec import dtype_name, to_ndarray, to_tensor_proto
-from trainer.features import (SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES,
-                              SERVING_SIGNATURE)
 
 PRIORITY_KEY = "x-priority"
 _NO_LIMIT = 2 ** 62

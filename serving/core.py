@@ -20,15 +20,14 @@ import grpc
 import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from core.features import SERVING_SIGNATURE
 from serving.config import ServerConfig
 from serving.errors import ServingError, invalid_argument, resource_exhausted, unavailable
 from serving.metrics import ServingMetrics
 from serving.scheduler import Scheduler, make_key
-from serving.signatures import (SignatureSpec, batch_signature, raise_if_unknown,
-                                validate_inputs)
+from serving.signatures import SignatureSpec, batch_signature, raise_if_unknown, validate_inputs
 from serving.task_queue import Task
 from serving.version_manager import VersionManager, VersionRecord
-from trainer.features import SERVING_SIGNATURE
 
 Decoder = Callable[[SignatureSpec], Dict[str, np.ndarray]]
 

@@ -23,8 +23,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from serving.admission import LagMonitor
 from serving.core import ServingCore, filter_outputs
 from serving.errors import ServingError, invalid_argument
-from serving.responses import (SIGNATURE_DEF_FIELD, metadata_response, predict_response,
-                               status_response)
+from serving.responses import SIGNATURE_DEF_FIELD, metadata_response, predict_response, status_response
 from serving.tensor_codec import to_ndarray
 
 _LOG = logging.getLogger(__name__)

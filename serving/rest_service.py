@@ -27,8 +27,7 @@ import grpc
 from online import http_handler as events_http
 from serving.config import PROMETHEUS_PATH
 from serving.core import ServingCore, filter_outputs
-from serving.errors import (ServingError, deadline_exceeded, invalid_argument, not_found,
-                            unavailable)
+from serving.errors import ServingError, deadline_exceeded, invalid_argument, not_found, unavailable
 from serving.json_codec import decode_inputs, encode_outputs, parse_predict_body
 from serving.limits import parse_json, read_body
 from serving.responses import metadata_json, metadata_response, status_json, status_response

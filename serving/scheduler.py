@@ -18,8 +18,7 @@ from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
 from serving.batching import merge_inputs, padded_size, split_outputs
 from serving.config import BatchingConfig
-from serving.errors import (ServingError, deadline_exceeded, internal, invalid_argument,
-                            resource_exhausted, unavailable)
+from serving.errors import ServingError, deadline_exceeded, internal, invalid_argument, resource_exhausted, unavailable
 from serving.metrics import ServingMetrics
 from serving.task_queue import QueueFull, Task, TaskQueue
 from serving.workers import WorkerPool

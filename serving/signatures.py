@@ -3,7 +3,7 @@
 The server serves any signature generically: the SignatureDef gives each input's dtype and
 shape, and ``validate_inputs`` checks a request against it (names, dtype, rank, fixed dims,
 a shared batch dimension, element count, NaN/Inf) before anything reaches a model worker.
-``check_contract`` enforces the recommender contract of ``trainer.features`` on load.
+``check_contract`` enforces the recommender contract of ``core.features`` on load.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from core.features import SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 from serving.errors import ServingError, invalid_argument, resource_exhausted
 from serving.tensor_codec import dtype_name, numpy_dtype
-from trainer.features import (SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES,
-                              SERVING_SIGNATURE)
 
 SAVED_MODEL_PB = "saved_model.pb"
 SERVE_TAG = "serve"

@@ -16,8 +16,7 @@ from typing import Dict, List, Sequence, Tuple
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.config import (PROMETHEUS_PATH, BatchingConfig, ModelConfig, ServerConfig,
-                            ServingConfigError, VersionPolicy)
+from serving.config import PROMETHEUS_PATH, BatchingConfig, ModelConfig, ServerConfig, ServingConfigError, VersionPolicy
 from serving.tfs_protos import BatchingParameters, MonitoringConfig
 
 MODELS_CONFIG = "models.config"

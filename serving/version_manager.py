@@ -23,8 +23,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from serving.config import ModelConfig
 from serving.errors import ServingError, invalid_argument, not_found
 from serving.metrics import ServingMetrics
-from serving.signatures import (LoadError, SignatureSpec, check_contract, read_signature_defs,
-                                servable_specs)
+from serving.signatures import LoadError, SignatureSpec, check_contract, read_signature_defs, servable_specs
 from serving.versions import aspired_versions, fingerprint, inside, list_versions
 from serving.workers import WorkerPool
 

@@ -1,18 +1,19 @@
 """Test session set-up shared by every test package."""
 
-import os
 import pathlib
 
 import pytest
 
-SHARED_DATASETS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # TF-MOT and TFRS need Keras 2 (tf-keras); this must be set before TensorFlow is imported,
     # which happens only when test modules are collected, after this hook.
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from core.process import set_up_process
+
+    set_up_process()
 
 
 @pytest.fixture(scope="session")

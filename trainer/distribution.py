@@ -23,9 +23,8 @@ from urllib.parse import urlparse
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
-LR_RULES = ("none", "linear", "sqrt")
+from trainer.config import LR_RULES, PRECISIONS, STRATEGIES
+
 FLOAT32 = "float32"
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer import features as F
+from core import features as F
 
 
 def _order(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features as F
+from core import features as F
 from trainer import history, preprocessing
 from trainer.towers import Vocabularies
 

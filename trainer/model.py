@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from trainer import features as F
+from core import features as F
 from trainer import replica_negatives
 
 

@@ -13,7 +13,7 @@ from typing import Dict, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features as F
+from core import features as F
 
 Tensor = Union[tf.Tensor, tf.SparseTensor, tf.RaggedTensor]
 
@@ -59,10 +59,10 @@ def genre_tokens(genres: tf.Tensor) -> tf.RaggedTensor:
 
 
 def preprocessing_fn(inputs: Dict[str, Tensor]) -> Dict[str, tf.Tensor]:
-    """tf.Transform callback: see `trainer.features` for the output names and shapes.
+    """tf.Transform callback: see `core.features` for the output names and shapes.
 
     Args:
-      inputs: raw features keyed by `trainer.features` raw names.
+      inputs: raw features keyed by `core.features` raw names.
 
     Returns:
       Transformed features keyed by `features.transformed_name(...)`.

@@ -24,7 +24,8 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from trainer import features as F
+from core import features as F
+from trainer.config import TrainerConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,11 @@ class ServingOptions:
     candidates_to_rank: int = 100
     ranking_weight: float = 0.0  # final score = retrieval score + weight * predicted rating
     context_timestamp: float = 1.0  # transformed timestamp used at serving time
+
+    @classmethod
+    def from_trainer_config(cls, cfg: TrainerConfig) -> "ServingOptions":
+        """The options a trainer config asks for (its `top_k`, `candidates_to_rank`, `ranking_weight`)."""
+        return cls(top_k=cfg.top_k, candidates_to_rank=cfg.candidates_to_rank, ranking_weight=cfg.ranking_weight)
 
 
 def _string_spec(name: str, shape=(None,)) -> tf.TensorSpec:

@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import TrainerConfig
-from trainer import features as F
+from core import features as F
 from trainer import history, inputs
+from trainer.config import TrainerConfig
 from trainer.towers import Vocabularies
 
 Patterns = Union[str, Sequence[str]]
@@ -111,9 +111,8 @@ def _stretches(train_patterns: Patterns, examples: int, stretches: int, seed: in
     alone would mix only neighbouring users; reading the stretches round-robin puts records from
     the whole file into the buffer. Each stretch is read in order after skipping the records
     before it; the skips are not parsed but still read, about (stretches - 1) / 2 extra raw
-    passes per epoch: one epoch's input over 800k examples took 20.6 s with 4 stretches, 82.0 s
-    with 16 and 17.3 s in file order (`benchmarks/stream_input.py`; BENCHMARKS.md "The
-    Trainer's input"). The stretches' round-robin order changes every epoch.
+    passes per epoch (its cost: `benchmarks/stream_input.py`, BENCHMARKS.md "The Trainer's
+    input"). The stretches' round-robin order changes every epoch.
     """
     size = max(1, -(-examples // stretches))
     starts = tf.data.Dataset.range(0, max(examples, 1), size)

@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features as F
+from core import features as F
+from core import tfrecord_columns
 from trainer import history
 from trainer.serving_model import ServingTables
 
@@ -20,19 +21,12 @@ _USER_COLUMNS = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
 
 
 def read_catalog(file_patterns: Sequence[str]) -> Dict[str, np.ndarray]:
-    """Raw catalog features (`F.CATALOG_FEATURES`) from gzipped TFRecord item examples."""
-    files = [f for pattern in file_patterns for f in sorted(tf.io.gfile.glob(pattern))]
-    if not files:
-        raise FileNotFoundError(f"no item catalog examples match {list(file_patterns)}")
-    kinds = F.feature_kinds()
-    dtypes = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
-    spec = {name: tf.io.FixedLenFeature([], dtypes[kinds[name]]) for name in F.CATALOG_FEATURES}
-    columns: Dict[str, list] = {name: [] for name in F.CATALOG_FEATURES}
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
-    for batch in dataset.map(lambda s: tf.io.parse_example(s, spec)):
-        for name in F.CATALOG_FEATURES:
-            columns[name].append(batch[name].numpy())
-    return {name: np.concatenate(parts) for name, parts in columns.items()}
+    """Raw catalog features (`F.CATALOG_FEATURES`) from gzipped TFRecord item examples.
+
+    Raises:
+      FileNotFoundError: no file matches.
+    """
+    return tfrecord_columns.read_columns(file_patterns, F.CATALOG_FEATURES, batch_size=4096)
 
 
 def transform_catalog(

@@ -10,12 +10,12 @@ quantize them); the `tfrs.Model` wrappers in `trainer.model` only add the losses
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from trainer import features as F
+from core import features as F
 from trainer.layers import MaskedMean
 
 keras = tf.keras
@@ -171,3 +171,13 @@ def build_shared_ranking_model(
     product = keras.layers.Multiply(name="query_x_candidate")([query, candidate])
     x = keras.layers.Concatenate(name="shared_ranking_features")([query, candidate, product])
     return keras.Model(inputs, _dcn_rating(x, deep_layers, cross_layers, low_rank), name="ranking_model")
+
+
+def embedding_input(layer: keras.layers.Layer) -> Optional[str]:
+    """Name of the model input an Embedding layer reads directly, or None."""
+    if not isinstance(layer, keras.layers.Embedding):
+        return None
+    inbound = tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)  # noqa: SLF001 - Keras graph
+    if len(inbound) == 1 and isinstance(inbound[0], keras.layers.InputLayer):
+        return inbound[0].name
+    return None

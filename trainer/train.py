@@ -8,10 +8,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from pipeline.config import TrainerConfig
-from trainer import distribution, export
+from trainer import distribution, export, towers
 from trainer import model as models
-from trainer import towers
+from trainer.config import TrainerConfig
 from trainer.towers import Vocabularies
 
 

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from components import push_model
+from core import version_dirs
 
 
 def _model(tmp_path, name="model"):
@@ -23,7 +24,7 @@ def test_versions_increase_even_within_one_second(tmp_path):
     # An older clock never goes back on a version.
     third = push_model.publish_atomically(_model(tmp_path, "c"), base, now=5.0)
     assert os.path.basename(third) == "1002"
-    assert push_model.existing_versions(base) == [1000, 1001, 1002]
+    assert version_dirs.versions(base) == [1000, 1001, 1002]
 
 
 def test_publish_copies_everything_and_leaves_no_temp_dir(tmp_path):
@@ -39,7 +40,7 @@ def test_the_same_model_is_not_published_twice(tmp_path):
     model = _model(tmp_path)
     first = push_model.publish_atomically(model, base, now=10.0)
     again = push_model.publish_atomically(model, base, now=20.0)
-    assert again == first and push_model.existing_versions(base) == [10]
+    assert again == first and version_dirs.versions(base) == [10]
     other = push_model.publish_atomically(_model(tmp_path, "other"), base, now=30.0)
     assert os.path.basename(other) == "30"
 

@@ -37,14 +37,14 @@ def teacher(teacher_dir):
 
 @pytest.fixture(scope="session")
 def training_data(world, trainer_cfg):
-    from trainer.compression.finetune import load_training_data
+    from compression.finetune import load_training_data
 
     return load_training_data(world.transform_dir, [world.transformed_train], trainer_cfg, seed=1)
 
 
 @pytest.fixture(scope="session")
 def context(world):
-    from trainer.compression.serving import ServingContext
+    from compression.serving_variants import ServingContext
     from trainer.serving_model import ServingOptions
 
     return ServingContext.load(world.transform_dir, [world.transformed_train], [world.catalog_file],
@@ -55,7 +55,7 @@ def recall_at(networks, context, world, k: int = 5) -> float:
     """Mean share of each user's eval items among their top-k unseen catalog items (numpy)."""
     import numpy as np
 
-    from trainer import features as F
+    from core import features as F
     from trainer import tables as T
 
     table = context.tables

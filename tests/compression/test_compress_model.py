@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from trainer import features as F
+from core import features as F
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ CUTOFFS = (5, 10, 20)
 @pytest.fixture(scope="module")
 def compressed(world, teacher_dir, trainer_cfg, tmp_path_factory):
     from components.compress_model import compress_model
-    from trainer.compression.config import CompressionConfig
+    from compression.config import CompressionConfig
     from trainer.serving_model import ServingOptions
 
     root = tmp_path_factory.mktemp("compressed")
@@ -39,7 +39,7 @@ def _records(outcome):
 
 
 def test_report_lists_every_variant_and_the_choice(compressed):
-    from trainer.compression import report, select
+    from compression import report, select
 
     outcome, model_dir, report_dir, cfg = compressed
     names = [r.name for r in outcome.records]
@@ -60,8 +60,8 @@ def test_report_lists_every_variant_and_the_choice(compressed):
 
 
 def test_handed_on_model_has_the_trainers_layout(compressed):
+    from compression.serving_variants import Int8ServingModel, read_marker, serving_model_class
     from trainer import export
-    from trainer.compression.serving import Int8ServingModel, read_marker, serving_model_class
     from trainer.serving_model import ServingModel
 
     outcome, model_dir, _, _ = compressed
@@ -128,7 +128,7 @@ def test_int8_top_k_agrees_with_the_float_model(compressed, context):
 
 
 def test_quality_is_measured_as_the_evaluation_step_measures_it(compressed, world):
-    from components.evaluate_model import TWO_STAGE, evaluate
+    from evaluation.model_eval import TWO_STAGE, evaluate
 
     outcome, _, _, _ = compressed
     full = _records(outcome)["full"]
@@ -139,7 +139,7 @@ def test_quality_is_measured_as_the_evaluation_step_measures_it(compressed, worl
 
 
 def test_tflite_query_towers_follow_the_keras_tower(compressed, teacher, context):
-    from trainer.compression.tflite_export import TFLiteNetwork
+    from compression.tflite_export import TFLiteNetwork
 
     outcome, _, _, _ = compressed
     feats = {name: column[:-1] for name, column in context.tables.user_features.items()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import from_dict
-from trainer.compression.config import CompressionConfig, CompressionConfigError
+from compression.config import CompressionConfig, CompressionConfigError
+from core.config_loader import from_dict
 
 
 def test_from_json_values_gives_tuples_and_overrides():

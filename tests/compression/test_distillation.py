@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from compression import distillation
+from compression.config import CompressionConfig
 from tests.compression.conftest import recall_at
-from trainer.compression import distillation
-from trainer.compression.config import CompressionConfig
 
 
 def test_soft_cross_entropy_by_hand():
@@ -27,7 +27,7 @@ def test_soft_cross_entropy_by_hand():
 
 
 def test_distilled_student_beats_the_student_trained_on_labels_only(teacher, world, trainer_cfg, context):
-    from trainer.compression.finetune import load_training_data
+    from compression.finetune import load_training_data
 
     def student(alpha: float, seed: int):
         # A fresh dataset per student: both students of a seed see the same batches in the same order.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.compression import int8
+from compression import int8
 
 
 def test_quantize_rows_by_hand():
@@ -87,7 +87,7 @@ def test_int8_matrix_converts_to_its_dequantised_float_matrix():
 
 
 def test_the_marker_tells_build_serving_model_which_serving_model_to_build(tmp_path):
-    from trainer.compression.serving import Int8ServingModel, serving_model_class, write_marker
+    from compression.serving_variants import Int8ServingModel, serving_model_class, write_marker
     from trainer.serving_model import ServingModel
 
     assert serving_model_class(str(tmp_path)) is ServingModel  # a plain Trainer model

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from trainer.compression import measure
+from compression import measure
 
 
 def test_disk_and_gzip_bytes(tmp_path):

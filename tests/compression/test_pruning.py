@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from trainer.compression import pruning
-from trainer.compression.config import CompressionConfig
+from compression import pruning
+from compression.config import CompressionConfig
 
 
 @pytest.mark.parametrize("total, ramp, frequency, expected", [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from trainer.compression import qat
-from trainer.compression.config import CompressionConfig
+from compression import qat
+from compression.config import CompressionConfig
 
 
 def _dense(network):

@@ -12,19 +12,19 @@ import os
 
 import pytest
 
-from tests.compression.test_report import _record
+from compression import report
+from compression.select import Candidate, select_variant
+from tests.compression.report_fixtures import variant_record
 from tests.remote_files import read
-from trainer.compression import report
-from trainer.compression.select import Candidate, select_variant
 
 tf = pytest.importorskip("tensorflow")
 
 
 def _records_and_selection():
     records = [
-        _record("full", report.SAVED_MODEL, 4000, 0.200, 0.100),
-        _record("int8", report.SAVED_MODEL, 1000, 0.199, 0.101),
-        _record("tflite_full_integer", report.TFLITE, 500, 0.190, math.nan),
+        variant_record("full", report.SAVED_MODEL, 4000, 0.200, 0.100),
+        variant_record("int8", report.SAVED_MODEL, 1000, 0.199, 0.101),
+        variant_record("tflite_full_integer", report.TFLITE, 500, 0.190, math.nan),
     ]
     selection = select_variant([Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == report.SAVED_MODEL)
                                 for r in records], 0.01, ("recall_at_20", "ndcg_at_10"))
@@ -84,7 +84,7 @@ def test_publish_dir_copies_a_local_tree_to_a_remote_uri(tmp_path, remote_dir):
 
 def test_marker_and_relocate(tmp_path, remote_dir):
     from components.compress_model import relocate
-    from trainer.compression.serving import read_marker, write_marker
+    from compression.serving_variants import read_marker, write_marker
 
     model_dir = os.path.join(remote_dir, "model", "Format-Serving")
     write_marker(model_dir, "int8", True, "smallest within budget")

@@ -5,25 +5,17 @@ from __future__ import annotations
 import math
 import os
 
-from trainer.compression import report
-from trainer.compression.select import Candidate, select_variant
+from compression import report
+from compression.select import Candidate, select_variant
 
-
-def _record(name, kind, gzip, recall, ndcg, **metrics):
-    values = {"rmse": 1.0, **metrics}
-    if kind == report.SAVED_MODEL:
-        values.update(recall_at_20=recall, ndcg_at_10=ndcg)
-    else:
-        values.update(retrieval_recall_at_20=recall, retrieval_ndcg_at_10=ndcg)
-    return report.VariantRecord(name, name, kind, f"/x/{name}", 2 * gzip, gzip, gzip // 2, 100, 50, {1: 1.5, 64: 9.25},
-                                values, {"graph (saved_model.pb)": 10, "query_tower": 30})
+from tests.compression.report_fixtures import variant_record
 
 
 def test_report_files_and_figures(tmp_path):
     records = [
-        _record("full", report.SAVED_MODEL, 4000, 0.200, 0.100),
-        _record("int8", report.SAVED_MODEL, 1000, 0.199, 0.101),
-        _record("tflite_full_integer", report.TFLITE, 500, 0.190, math.nan),
+        variant_record("full", report.SAVED_MODEL, 4000, 0.200, 0.100),
+        variant_record("int8", report.SAVED_MODEL, 1000, 0.199, 0.101),
+        variant_record("tflite_full_integer", report.TFLITE, 500, 0.190, math.nan),
     ]
     selection = select_variant([Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == report.SAVED_MODEL)
                                 for r in records], 0.01, ("recall_at_20", "ndcg_at_10"))

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from trainer.compression.select import Candidate, relative_drop, select_variant
+from compression.select import Candidate, relative_drop, select_variant
 
 METRICS = ("recall_at_20", "ndcg_at_10")
 FULL = Candidate("full", 1000, {"recall_at_20": 0.200, "ndcg_at_10": 0.100})

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from trainer import features as F
+from core import features as F
 
 USERS_PER_GROUP = 20
 ITEMS_PER_GROUP = 15
@@ -127,8 +127,7 @@ def build_world(root: pathlib.Path, shape: Shape = Shape()) -> World:
 
 def trainer_config(**overrides):
     """Small, fast Trainer hyperparameters for the tiny world."""
-    from pipeline.config import TrainerConfig
-
+    from trainer.config import TrainerConfig
     values = dict(embedding_dim=16, tower_layers=(), epochs=10, batch_size=32, learning_rate=0.2,
                   ranking_epochs=10, top_k=10, seed=3)
     values.update(overrides)
@@ -137,8 +136,8 @@ def trainer_config(**overrides):
 
 def train_teacher(world: World, cfg, out_dir: str):
     """Trains the full networks on the world's transformed train examples and saves them."""
+    from compression.finetune import load_training_data
     from trainer import export, train
-    from trainer.compression.finetune import load_training_data
 
     data = load_training_data(world.transform_dir, [world.transformed_train], cfg, cfg.seed)
     trained = train.train(data.train, None, data.vocab, cfg, item_probabilities=data.item_probabilities)

@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 from typing import Dict, List
 
 import numpy as np
 
-from trainer import features as F
+from core import features as F
 
 
-def _features(batch: int, vocab, seed: int) -> Dict[str, np.ndarray]:
+def sample_features(batch: int, vocab, seed: int) -> Dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
         F.USER_ID_XF: rng.integers(0, vocab.users, batch),
@@ -73,7 +72,7 @@ def _compare(strategy, vocab, probabilities: np.ndarray, global_batch: int, with
     """Single-device vs distributed loss and gradients (and one `fit` step) on one global batch."""
     import tensorflow as tf
 
-    batch = {k: tf.constant(v) for k, v in _features(global_batch, vocab, seed=global_batch).items()}
+    batch = {k: tf.constant(v) for k, v in sample_features(global_batch, vocab, seed=global_batch).items()}
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(global_batch)
     single = _build(vocab, True, probabilities)
     initial = single.get_weights()
@@ -153,7 +152,7 @@ def _compare_model(strategy, vocab, global_batch: int, steps: int, build, fit_ke
     """Single-device vs 2-replica loss and gradients of `build(vocab)`, then `steps` fit steps of each."""
     import tensorflow as tf
 
-    features = _features(global_batch * steps, vocab, seed=100 + global_batch)
+    features = sample_features(global_batch * steps, vocab, seed=100 + global_batch)
     first = {k: tf.constant(v[:global_batch]) for k, v in features.items()}
     dataset = tf.data.Dataset.from_tensor_slices(features).batch(global_batch)
     single = build(vocab)
@@ -203,7 +202,9 @@ def main() -> None:
     parser.add_argument("--models", default="retrieval,ranking", help="comma-separated: retrieval, ranking, multitask")
     args = parser.parse_args()
     chosen = args.models.split(",")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from core.process import set_up_process
+
+    set_up_process()
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]

@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from pipeline.config import TrainerConfig
 from trainer import distribution as D
+from trainer.config import TrainerConfig
 
 
 def _tf_config(workers: int, chief: int = 0) -> str:
@@ -152,7 +152,7 @@ def test_mixed_bfloat16_towers_with_a_float32_loss():
     import numpy as np
     import tensorflow as tf
 
-    from tests.distributed.replica_check import _features
+    from tests.distributed.replica_check import sample_features
     from trainer import train
 
     cfg = TrainerConfig(embedding_dim=8, tower_layers=(16,), mixed_precision="mixed_bfloat16")
@@ -161,6 +161,6 @@ def test_mixed_bfloat16_towers_with_a_float32_loss():
     assert tf.keras.mixed_precision.global_policy().name == "float32", "the scope must restore it"
     assert model.query_tower.get_layer("query_dense_0").compute_dtype == "bfloat16"
     assert model.query_tower.get_layer("query_dense_0").variable_dtype == "float32"
-    batch = {k: tf.constant(v) for k, v in _features(16, _vocab(), seed=1).items()}
+    batch = {k: tf.constant(v) for k, v in sample_features(16, _vocab(), seed=1).items()}
     loss = model.compute_loss(batch, training=True)
     assert loss.dtype == tf.float32 and np.isfinite(loss.numpy())

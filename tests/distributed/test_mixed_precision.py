@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import TrainerConfig
+from core import features as F
 from trainer import distribution as D
-from trainer import features as F
+from trainer.config import TrainerConfig
 
 BATCH = 128
 
@@ -32,9 +32,9 @@ def restore_policy():
 def _batch(seed: int):
     import tensorflow as tf
 
-    from tests.distributed.replica_check import _features
+    from tests.distributed.replica_check import sample_features
 
-    return {k: tf.constant(v) for k, v in _features(BATCH, _vocab(), seed=seed).items()}
+    return {k: tf.constant(v) for k, v in sample_features(BATCH, _vocab(), seed=seed).items()}
 
 
 def test_build_under_mixed_float16_wraps_the_optimizers(restore_policy):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import features as F
 from tests.distributed.conftest import BATCHES
-from trainer import features as F
 
 
 @pytest.mark.slow
@@ -49,13 +49,13 @@ def _vocab():
 def test_one_device_loss_is_the_batch_mean_squared_error():
     import tensorflow as tf
 
-    from tests.distributed.replica_check import _features
+    from tests.distributed.replica_check import sample_features
     from trainer import towers
     from trainer.model import RankingModel, _select
 
     tf.keras.utils.set_random_seed(2)
     model = RankingModel(towers.build_ranking_model(_vocab(), 8, (8,), 1, embedding_l2=0.1))
-    batch = {k: tf.constant(v) for k, v in _features(9, _vocab(), seed=4).items()}
+    batch = {k: tf.constant(v) for k, v in sample_features(9, _vocab(), seed=4).items()}
     predictions = model.network(_select(batch, model.network)).numpy()
     expected = np.mean((predictions - batch[F.RATING_XF].numpy()) ** 2)
     loss = model.compute_loss(batch)

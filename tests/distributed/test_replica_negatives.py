@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import features as F
 from tests.distributed.conftest import BATCHES
-from trainer import features as F
 
 
 @pytest.mark.slow

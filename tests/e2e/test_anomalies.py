@@ -6,7 +6,8 @@ import glob
 
 import pytest
 
-from trainer import features as F
+from core import features as F
+from core import version_dirs
 
 pytestmark = pytest.mark.e2e
 
@@ -31,17 +32,17 @@ def _retype_user_age(pattern: str) -> int:
 
 def test_wrong_type_column_is_not_pushed(tmp_path):
     from components.validation_gate import DataValidationError
-    from pipeline import runner
-    from pipeline.config import PipelineConfig, SyntheticDataConfig
-
+    from ingest.config import SyntheticDataConfig
+    from pipeline import local_run
+    from pipeline.config import PipelineConfig
     cfg = PipelineConfig(synthetic=SyntheticDataConfig(num_users=60, num_items=40, num_interactions=1500))
     cfg = cfg.with_paths(str(tmp_path / "out"))
-    runner.prepare_data(cfg, None)
+    local_run.prepare_data(cfg, None)
     assert _retype_user_age(f"{cfg.data_root}/interactions/span-0/eval/*.gz") > 0
     with pytest.raises(Exception) as raised:
-        runner.run_pipeline(cfg)
+        local_run.run_pipeline(cfg)
     chain = [raised.value] + [e for e in (raised.value.__cause__, raised.value.__context__) if e]
     message = " ".join(str(e) for e in chain)
     assert any(isinstance(e, DataValidationError) for e in chain) or "anomalies" in message, message
     assert F.USER_AGE in message and "eval" in message
-    assert runner.latest_versions(cfg.serving_model_dir) == []
+    assert version_dirs.versions(cfg.serving_model_dir) == []

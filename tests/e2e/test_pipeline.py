@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from trainer import features as F
+from core import features as F
 
 pytestmark = pytest.mark.e2e
 
@@ -49,30 +49,34 @@ def node_states(metadata_path: str, pipeline_name: str):
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    from pipeline import runner
+    from pipeline import local_run
     from pipeline.config import load_config
-
     cfg = load_config(None, {"compression": E2E_COMPRESSION}).with_paths(str(tmp_path_factory.mktemp("e2e") / "out"))
-    runner.prepare_data(cfg, None)
-    runner.run_pipeline(cfg)
-    return cfg, node_states(cfg.metadata_path, cfg.pipeline_name)
+    local_run.prepare_data(cfg, None)
+    local_run.run_pipeline(cfg)
+    from core import version_dirs
+
+    states = node_states(cfg.metadata_path, cfg.pipeline_name)
+    states["pushed versions"] = collections.Counter(version_dirs.versions(cfg.serving_model_dir))
+    return cfg, states
 
 
 def test_every_component_runs_once_and_a_version_is_pushed(first_run):
-    from pipeline.runner import latest_versions
+    from core import version_dirs
 
     cfg, states = first_run
     expected = set(EXPENSIVE_NODES) | {"ImportSchemaGen", "ValidationGate", "EvaluateModel", "AtomicPusher"}
     assert expected <= set(states), f"missing nodes: {expected - set(states)}"
     for node in expected:
         assert states[node] == collections.Counter(COMPLETE=1), f"{node}: {states[node]}"
-    assert len(latest_versions(cfg.serving_model_dir)) == 1
+    assert len(states["pushed versions"]) == 1
+    assert min(version_dirs.versions(cfg.serving_model_dir)) in states["pushed versions"]
 
 
 def test_pushed_model_answers_the_serving_contract(first_run):
     import tensorflow as tf
 
-    from pipeline.recommend import resolve_version_dir
+    from cli.recommend import resolve_version_dir
 
     cfg, _ = first_run
     loaded = tf.saved_model.load(resolve_version_dir(cfg.serving_model_dir))
@@ -89,7 +93,7 @@ def test_pushed_model_answers_the_serving_contract(first_run):
 
 
 def test_model_beats_popularity_and_is_blessed(first_run):
-    from pipeline.summary import latest_evaluation
+    from cli.summary import latest_evaluation
 
     cfg, _ = first_run
     evaluation = latest_evaluation(cfg.pipeline_root)
@@ -117,41 +121,45 @@ def test_tensorboard_has_training_and_evaluation_scalars(first_run):
 
 
 def test_second_run_is_served_from_the_cache(first_run):
-    from pipeline import runner
-    from pipeline.runner import latest_versions
+    """Independent of the other tests' runs: compared with the store's state just before."""
+    from core import version_dirs
+    from pipeline import local_run
 
     cfg, _ = first_run
-    runner.run_pipeline(cfg)
-    states = node_states(cfg.metadata_path, cfg.pipeline_name)
+    before = node_states(cfg.metadata_path, cfg.pipeline_name)
+    versions = version_dirs.versions(cfg.serving_model_dir)
+    local_run.run_pipeline(cfg)
+    after = node_states(cfg.metadata_path, cfg.pipeline_name)
     for node in EXPENSIVE_NODES:
-        assert states[node] == collections.Counter(COMPLETE=1, CACHED=1), f"{node}: {states[node]}"
+        assert after[node] - before[node] == collections.Counter(CACHED=1), f"{node}: {before[node]} -> {after[node]}"
     # The same model is not published as a new version.
-    assert len(latest_versions(cfg.serving_model_dir)) == 1
+    assert version_dirs.versions(cfg.serving_model_dir) == versions
 
 
 def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run):
-    from pipeline import runner
-    from pipeline.runner import latest_versions
-    from pipeline.summary import latest_evaluation
+    from cli.summary import latest_evaluation
+    from core import version_dirs
+    from pipeline import local_run
 
     cfg, _ = first_run
+    versions = version_dirs.versions(cfg.serving_model_dir)
     # Without the compression stage, whose fine-tuning would repair part of the damage.
     broken = dataclasses.replace(cfg, compress=False,
                                  trainer=dataclasses.replace(cfg.trainer, epochs=0, ranking_epochs=0))
-    runner.run_pipeline(broken)
+    local_run.run_pipeline(broken)
     evaluation = latest_evaluation(cfg.pipeline_root)
     assert not evaluation["blessing"]["blessed"]
     assert "recall_at_20" in evaluation["blessing"]["reason"]
-    assert len(latest_versions(cfg.serving_model_dir)) == 1
+    assert version_dirs.versions(cfg.serving_model_dir) == versions
     with open(os.path.join(evaluation["path"], "metrics.json")) as handle:
         assert json.load(handle)["blessing"]["blessed"] is False
 
 
 def test_recsys_recommend_prints_titles_from_the_pushed_model(first_run, capsys):
-    from pipeline import cli
+    from cli import main
 
     cfg, _ = first_run
-    assert cli.main(["recommend", "--model", cfg.serving_model_dir, "--user", "1", "-k", "3"]) == 0
+    assert main.main(["recommend", "--model", cfg.serving_model_dir, "--user", "1", "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert "Top 3 for user 1" in out
     rows = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
@@ -159,7 +167,7 @@ def test_recsys_recommend_prints_titles_from_the_pushed_model(first_run, capsys)
 
 
 def test_recsys_recommend_through_the_model_server_matches_the_saved_model(first_run, capsys):
-    from pipeline import cli, recommend
+    from cli import main, recommend
     from serving.config import ModelConfig, ServerConfig
     from serving.server import ModelServer
 
@@ -171,7 +179,7 @@ def test_recsys_recommend_through_the_model_server_matches_the_saved_model(first
     with ModelServer(server_cfg) as server:
         target = f"127.0.0.1:{server.ports.grpc}"
         via_server = recommend.recommend_from_server(target, cfg.pipeline_name, "2", 5)
-        assert cli.main(["recommend", "--server", target, "--user", "2", "-k", "5"]) == 0
+        assert main.main(["recommend", "--server", target, "--user", "2", "-k", "5"]) == 0
     local = recommend.recommend_from_saved_model(cfg.serving_model_dir, "2", 5)
     assert [r[0] for r in via_server] == [r[0] for r in local]
     assert [r[2] for r in via_server] == [r[2] for r in local]
@@ -182,9 +190,9 @@ def test_recsys_recommend_through_the_model_server_matches_the_saved_model(first
 def test_the_compression_report_is_printed_and_its_choice_is_served(first_run):
     import tensorflow as tf
 
-    from pipeline.runner import latest_versions
-    from pipeline.summary import run_summary
-    from trainer.compression.serving import read_marker
+    from cli.summary import run_summary
+    from compression.serving_variants import read_marker
+    from core import version_dirs
 
     cfg, _ = first_run
     (report_dir,) = glob.glob(os.path.join(cfg.pipeline_root, "CompressModel", "report", "*"))
@@ -194,7 +202,7 @@ def test_the_compression_report_is_printed_and_its_choice_is_served(first_run):
     summary = run_summary(cfg, 1.0, {}, sample_users=1)
     assert "# Model compression" in summary and f"**Selected:** `{marker['variant']}`" in summary
     assert marker["variant"] in ("full", *E2E_COMPRESSION["variants"])
-    pushed = os.path.join(cfg.serving_model_dir, str(latest_versions(cfg.serving_model_dir)[0]))
+    pushed = os.path.join(cfg.serving_model_dir, str(version_dirs.versions(cfg.serving_model_dir)[0]))  # the first run's
     dtypes = tf.train.load_checkpoint(os.path.join(pushed, "variables", "variables")).get_variable_to_dtype_map()
     assert any(dtype == tf.int8 for dtype in dtypes.values()) == marker["int8_candidate_embeddings"]
     assert not os.path.exists(os.path.join(pushed, "trained")), "the warm-start networks are not pushed"
@@ -208,18 +216,21 @@ def test_a_warm_started_run_on_a_new_span_is_evaluated_and_pushed(first_run):
     """
     import shutil
 
-    from pipeline import runner
+    from cli.summary import latest_evaluation
+    from core import version_dirs
+    from pipeline import local_run
     from pipeline.config import BeamConfig
-    from pipeline.runner import latest_versions
-    from pipeline.summary import latest_evaluation
-    from trainer.run import TRAINED_SUBDIR, WARM_START_FILE
+    from trainer.entry import TRAINED_SUBDIR, WARM_START_FILE
 
     cfg, _ = first_run
     interactions = os.path.join(cfg.data_root, "interactions")
     shutil.copytree(os.path.join(interactions, "span-0"), os.path.join(interactions, "span-1"))
-    before = latest_versions(cfg.serving_model_dir)
+    before = version_dirs.versions(cfg.serving_model_dir)
     beam = BeamConfig(direct_num_workers=2, direct_running_mode="multi_processing")
-    runner.run_pipeline(dataclasses.replace(cfg, warm_start=True, compress=False, beam=beam))
+    try:
+        local_run.run_pipeline(dataclasses.replace(cfg, warm_start=True, compress=False, beam=beam))
+    finally:  # the other tests read span-0 again, in any order
+        shutil.rmtree(os.path.join(interactions, "span-1"))
     newest_model = max(glob.glob(os.path.join(cfg.pipeline_root, "Trainer", "model", "*")),
                        key=lambda p: int(os.path.basename(p)))
     with open(os.path.join(newest_model, "Format-Serving", WARM_START_FILE)) as handle:
@@ -231,4 +242,4 @@ def test_a_warm_started_run_on_a_new_span_is_evaluated_and_pushed(first_run):
     assert record["remapped"][f"query_tower/{F.USER_ID}_embedding"]["new"] == 0  # same users: every row kept
     evaluation = latest_evaluation(cfg.pipeline_root)
     assert evaluation["blessing"]["blessed"], evaluation["blessing"]
-    assert len(latest_versions(cfg.serving_model_dir)) == len(before) + 1
+    assert len(version_dirs.versions(cfg.serving_model_dir)) == len(before) + 1

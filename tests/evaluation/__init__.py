@@ -1,1 +1,1 @@
-"""Tests of components.evaluation."""
+"""Tests of evaluation."""

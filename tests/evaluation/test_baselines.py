@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from components.evaluation.baselines import BiasRatingModel, EASERecommender, PopularityRecommender
-from components.evaluation.data import InteractionData
-from components.evaluation.metrics import recall_at_k
+from evaluation.baselines import BiasRatingModel, EASERecommender, PopularityRecommender
+from evaluation.data import InteractionData
+from evaluation.metrics import recall_at_k
 
 
 def _data(pairs, n_users, n_items, ratings=None):

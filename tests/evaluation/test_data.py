@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from components.evaluation.data import (
+from core import features
+from evaluation.data import (
     IdIndex,
     InteractionData,
     from_splits,
     group_by_user,
     unseen_eval_items,
 )
-from trainer import features
 
 
 def _row(user, item, rating=4.0, timestamp=1):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from components.evaluation.gate import decide_blessing
+from evaluation.gate import decide_blessing
 
 METRIC = "recall_at_20"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.evaluation import metrics
+from evaluation import metrics
 
 LOG3 = math.log2(3)  # discount of rank 2 is 1 / log2(3) = 0.6309
 

@@ -5,15 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from components.evaluation.data import InteractionData
-from components.evaluation.protocol import (
+from evaluation.data import InteractionData
+from evaluation.protocol import (
     compare_side_by_side,
     evaluate_ratings,
     evaluate_slices,
     evaluate_top_k,
     evaluate_top_k_unexcluded,
 )
-from components.evaluation.slices import slice_items_by_popularity, slice_users_by_activity
+from evaluation.slices import slice_items_by_popularity, slice_users_by_activity
 
 LOG3 = math.log2(3)
 

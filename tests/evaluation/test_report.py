@@ -2,16 +2,12 @@
 
 import glob
 import json
-import math
 
 import pytest
 
-from components.evaluation.report import log_to_tensorboard, read_metrics, write_report
+from evaluation.report import log_to_tensorboard, read_metrics, write_report
 
-RESULTS = {"two_tower": {"recall_at_10": 0.2, "recall_at_100": 0.5, "ndcg_at_10": 0.1},
-           "popularity": {"recall_at_10": 0.1, "recall_at_100": 0.3, "ndcg_at_10": math.nan}}
-SLICES = {"cold": {"two_tower": {"recall_at_10": 0.05}, "popularity": {"recall_at_10": 0.04}}}
-BLESSING = {"blessed": True, "reason": "recall_at_10 = 0.2000 reaches the floor 0.1000"}
+from tests.evaluation.report_fixtures import BLESSING, RESULTS, SLICES
 
 
 def test_write_report_files_and_json_round_trip(tmp_path):

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from components.evaluation.report import CHART_FILE, METRICS_FILE, REPORT_FILE, read_metrics, write_report
-from tests.evaluation.test_report import BLESSING, RESULTS, SLICES
+from evaluation.report import CHART_FILE, METRICS_FILE, REPORT_FILE, read_metrics, write_report
+from tests.evaluation.report_fixtures import BLESSING, RESULTS, SLICES
 from tests.remote_files import read
 
 tf = pytest.importorskip("tensorflow")
@@ -43,7 +43,7 @@ def test_report_files_are_the_same_locally_and_remotely(remote_dir, tmp_path):
 
 @pytest.mark.parametrize("blessed, marker", [(True, "BLESSED"), (False, "NOT_BLESSED")])
 def test_blessing_marker_and_previous_metrics_on_a_remote_uri(remote_dir, blessed, marker):
-    from components.evaluate_model import TWO_STAGE, previous_metrics, write_blessing_marker
+    from evaluation.model_eval import TWO_STAGE, previous_metrics, write_blessing_marker
 
     blessing = f"{remote_dir}/blessing"
     assert previous_metrics(blessing) is None  # no earlier blessing there

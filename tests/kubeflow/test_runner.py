@@ -102,11 +102,11 @@ def test_beam_components_get_the_dataflow_arguments(compiled):
 
 
 def test_the_schema_file_points_into_the_image(compiled):
-    from pipeline import schema
+    from pipeline import curated_schema
 
     task = compiled.job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]
     path = task["inputs"]["parameters"]["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]
-    relative = pathlib.Path(schema.SCHEMA_FILE).resolve().relative_to(ROOT)
+    relative = pathlib.Path(curated_schema.SCHEMA_FILE).resolve().relative_to(ROOT)
     assert path == f"{KF.image_project_root}/{relative.as_posix()}"
 
 

@@ -2,7 +2,7 @@
 
 Built once per session: the two-group world of `tests.trainer.tiny_data` written as span 0
 (each user's newest row as eval) plus the item catalog, `preprocessing_fn` analysed under
-tf.Transform's Beam implementation, and the networks trained as `trainer.run.run_fn` trains
+tf.Transform's Beam implementation, and the networks trained as `trainer.entry.run_fn` trains
 them, saved with `trainer.export.save_trained`.
 """
 
@@ -27,8 +27,8 @@ class TinyBase:
 
 
 def _write_data(root: str, rows, catalog) -> None:
-    from pipeline.data import encoding, writer
-    from trainer import features as F
+    from core import features as F
+    from ingest import encoding, writer
 
     newest = {}
     for row in rows:
@@ -50,10 +50,10 @@ def _analyse(rows, out_dir: str, tmp_dir: str) -> None:
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import schema_utils
 
-    from pipeline import schema
+    from pipeline import curated_schema
     from trainer import preprocessing
 
-    spec = schema_utils.schema_as_feature_spec(schema.build_schema()).feature_spec
+    spec = schema_utils.schema_as_feature_spec(curated_schema.build_schema()).feature_spec
     with tft_beam.Context(temp_dir=tmp_dir, force_tf_compat_v1=False):
         transform_fn = ([{k: [v] for k, v in r.items()} for r in rows], tft.DatasetMetadata.from_feature_spec(spec)) \
             | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn)
@@ -63,11 +63,11 @@ def _analyse(rows, out_dir: str, tmp_dir: str) -> None:
 def _train(data_root: str, transform_dir: str, trained_dir: str) -> None:
     import tensorflow_transform as tft
 
+    from core import features as F
+    from ingest import writer
     from online import base_data
-    from pipeline.config import TrainerConfig
-    from pipeline.data import writer
     from trainer import export, inputs, train
-    from trainer import features as F
+    from trainer.config import TrainerConfig
 
     cfg = TrainerConfig(embedding_dim=16, tower_layers=(), epochs=25, batch_size=64, learning_rate=0.2,
                         ranking_epochs=2, top_k=K, seed=3)
@@ -91,9 +91,9 @@ def pytest_addoption(parser) -> None:
 def tiny_base(tmp_path_factory, request) -> TinyBase:
     import pathlib
 
-    from pipeline.data import writer
+    from core import features as F
+    from ingest import writer
     from tests.trainer import tiny_data
-    from trainer import features as F
 
     cache = request.config.getoption("--online-base-cache", default=None)
     root = pathlib.Path(cache) if cache else tmp_path_factory.mktemp("online_base")

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from core import features as F
 from online import cli
 from online.event_log import EventLog, LogReader
-from trainer import features as F
 
 
 def test_events_add_from_flags_is_exactly_once(tmp_path, capsys):

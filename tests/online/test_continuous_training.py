@@ -8,15 +8,15 @@ import shutil
 
 import pytest
 
-from trainer import features as F
+from core import features as F
 
 
 def _blessed_artifact(tmp_path, tiny_base):
     """A serving-model artifact laid out as BuildServingModel writes it (networks in trained/)."""
     import tensorflow_transform as tft
 
-    from online import warm_start
-    from trainer.run import TRAINED_SUBDIR
+    from trainer import warm_start
+    from trainer.entry import TRAINED_SUBDIR
 
     artifact = tmp_path / "serving_model" / "7"
     os.makedirs(artifact / "Format-Serving")
@@ -26,7 +26,7 @@ def _blessed_artifact(tmp_path, tiny_base):
 
 
 def test_the_base_model_networks_are_found_beside_format_serving(tmp_path, tiny_base):
-    from trainer.run import warm_start_source
+    from trainer.entry import warm_start_source
 
     assert warm_start_source(None) is None and warm_start_source("") is None
     base_model, trained = _blessed_artifact(tmp_path, tiny_base)
@@ -39,8 +39,8 @@ def test_the_base_model_networks_are_found_beside_format_serving(tmp_path, tiny_
 def _tiny_training_data(tiny_base):
     import tensorflow_transform as tft
 
+    from ingest import writer
     from online import base_data
-    from pipeline.data import writer
     from trainer import inputs
 
     tft_output = tft.TFTransformOutput(tiny_base.transform_dir)
@@ -54,9 +54,9 @@ def _tiny_training_data(tiny_base):
 
 def test_a_warm_started_run_starts_where_the_blessed_model_left_off(tmp_path, tiny_base):
     """One epoch from the blessed weights has a far lower loss than one epoch from scratch."""
-    from pipeline.config import TrainerConfig
     from trainer import export, inputs, train
-    from trainer.run import warm_start_source, warm_starter
+    from trainer.config import TrainerConfig
+    from trainer.entry import warm_start_source, warm_starter
 
     base_model, _ = _blessed_artifact(tmp_path, tiny_base)
     tft_output, vocab, rows = _tiny_training_data(tiny_base)
@@ -83,8 +83,8 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
     """run_fn with a base model trains `warm_start_*epochs` and leaves vocabularies for the next run."""
     from tfx.components.trainer.fn_args_utils import FnArgs
 
-    from online import warm_start
-    from trainer import run as run_module
+    from trainer import entry as run_module
+    from trainer import warm_start
 
     base_model, trained = _blessed_artifact(tmp_path, tiny_base)
     tft_output, vocab, rows = _tiny_training_data(tiny_base)

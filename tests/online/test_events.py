@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core import features as F
 from online import events as E
-from trainer import features as F
 
 NOW = 1_700_000_000.0
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from core import features as F
 from online.config import EventLogConfig
 from online.event_log import EventLog, LogReader
 from online.http_handler import EventsHandler
-from trainer import features as F
 
 
 def _body(*events):

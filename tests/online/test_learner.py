@@ -8,18 +8,19 @@ import time
 import numpy as np
 import pytest
 
+from core import features as F
+from core import version_dirs
 from online import rollback
 from online.config import LearnerConfig
 from online.event_log import EventLog
 from online.events import Event
 from tests.online.conftest import K
 from tests.trainer import tiny_data
-from trainer import features as F
 
 
 def _learner(workspace, tiny_base, **overrides):
     from online.learner import LearnerPaths, OnlineLearner
-    from pipeline.config import TrainerConfig
+    from trainer.config import TrainerConfig
     from trainer.serving_model import ServingOptions
 
     # Mechanics tests: a lenient guard (the guard test sets its own) and a fixed replay of 64 rows.
@@ -106,7 +107,7 @@ def test_guard_blocks_a_harmful_update_and_restores_the_weights(workspace, tiny_
     while learner.step():
         pass
     assert learner.export() is None and learner.blocked == 1
-    assert rollback.published_versions(str(workspace / "serving")) == []
+    assert version_dirs.versions(str(workspace / "serving")) == []
     for old, new in zip(kept, _weights(learner)):
         np.testing.assert_array_equal(old, new)
 
@@ -141,7 +142,7 @@ def test_rollback_republishes_and_the_learner_continues_from_the_restored_state(
     assert len(learner.exported) == 2
     v2 = learner.exported[-1]
     copy = rollback.rollback(str(workspace / "serving"), v1, time.time())
-    assert copy > v2 and rollback.published_versions(str(workspace / "serving")) == [v1, v2, copy]
+    assert copy > v2 and version_dirs.versions(str(workspace / "serving")) == [v1, v2, copy]
     assert sorted(os.listdir(workspace / "serving" / str(copy))) == sorted(os.listdir(workspace / "serving" / str(v1)))
     assert learner.run(max_seconds=5, should_stop=lambda: learner.known_newest == copy) == "stopped"
     for old, new in zip(weights_v1, learner.optimizer.snapshot()):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import features as F
 from tests.online.conftest import K
-from trainer import features as F
 
 USERS = ["ua0", "ua7", "ub3", "stranger"]
 

@@ -7,11 +7,12 @@ import os
 
 import pytest
 
-from online import files, span_roller
+from core import durable_files
+from core import features as F
+from online import span_roller
 from online.config import RollerConfig
 from online.event_log import EventLog
 from online.events import Event
-from trainer import features as F
 
 SPAN0_USERS = {"u1": (30, "F", "writer"), "u2": (41, "M", "artist")}
 CATALOG = {"i1": ("One (1990)", "Drama", 1990), "i2": ("Two (1991)", "Comedy", 1991)}
@@ -20,7 +21,7 @@ CATALOG = {"i1": ("One (1990)", "Drama", 1990), "i2": ("Two (1991)", "Comedy", 1
 @pytest.fixture
 def data_root(tmp_path):
     """Span 0 with two users and the two-item catalog, as an import would write them."""
-    from pipeline.data import encoding, writer
+    from ingest import encoding, writer
 
     root = str(tmp_path / "data")
     encoder = encoding.InteractionEncoder()
@@ -37,7 +38,7 @@ def _event(n, user, item, **side):
 
 
 def _rows(root, span, split):
-    from pipeline.data import writer
+    from ingest import writer
 
     return list(writer.read_examples(writer.split_pattern(root, span, split)))
 
@@ -62,7 +63,7 @@ def test_roll_joins_features_splits_by_time_and_extends_the_catalog(tmp_path, da
     assert {(by_time[t][F.USER_AGE], by_time[t][F.USER_GENDER], by_time[t][F.USER_OCCUPATION]) for t in (1001, 1002)} == {(22, "F", F.UNKNOWN_TOKEN)}
     assert (by_time[1001][F.ITEM_TITLE], by_time[1001][F.ITEM_GENRES], by_time[1001][F.ITEM_YEAR]) == ("Fresh (2024)", F.NO_GENRES, 2024)
     assert by_time[1003][F.ITEM_TITLE] == F.UNKNOWN_TOKEN
-    from pipeline.data import writer
+    from ingest import writer
 
     catalog = {r[F.ITEM_ID]: r for r in writer.read_examples(str(writer.catalog_path(data_root)))}
     assert set(catalog) == {"i1", "i2", "new-item", "bare-item"}
@@ -88,7 +89,7 @@ def test_an_interrupted_roll_is_redone_into_the_same_span(tmp_path, data_root, m
     log_dir = str(tmp_path / "log")
     EventLog(log_dir).append([_event(n, "u1", f"i{1 + n % 2}") for n in range(6)], 1.0)
     roller = span_roller.SpanRoller(log_dir, data_root, RollerConfig(min_events=1))
-    real_write = files.write_json_atomically
+    real_write = durable_files.write_json_atomically
     calls = []
 
     def crash_on_commit(path, value):
@@ -97,10 +98,10 @@ def test_an_interrupted_roll_is_redone_into_the_same_span(tmp_path, data_root, m
             raise OSError("simulated crash before the commit")
         real_write(path, value)
 
-    monkeypatch.setattr(files, "write_json_atomically", crash_on_commit)
+    monkeypatch.setattr(durable_files, "write_json_atomically", crash_on_commit)
     with pytest.raises(OSError, match="simulated"):
         roller.roll()
-    monkeypatch.setattr(files, "write_json_atomically", real_write)
+    monkeypatch.setattr(durable_files, "write_json_atomically", real_write)
     assert os.path.isdir(os.path.join(data_root, "interactions", "span-1")), "the span was published before the crash"
     assert span_roller.roller_state(log_dir)["pending"] == {"span": 1, "start_seq": 0, "end_seq": 6}
     redo = roller.roll()

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
+from core import features as F
 from tests.online.test_learner import _append, _event, _learner
 from tests.trainer import tiny_data
-from trainer import features as F
 
 MODEL = "recsys"
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from online import warm_start
-from trainer import features as F
+from core import features as F
+from trainer import warm_start
 
 
 def test_remap_rows_by_token_with_padding_and_oov():

@@ -6,10 +6,10 @@ import grpc
 import numpy as np
 import pytest
 
+from core.features import SERVING_INPUT_USER, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 from serving.client import RecommendationClient, ServingClientError
 from tests.serving.conftest import MODEL, make_config
 from tests.serving.tiny_models import expected
-from trainer.features import SERVING_INPUT_USER, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
+from core import features as F
 from online.event_log import LogReader
 from online.http_handler import ROUTE
 from serving.cli import build_config, register
 from serving.config import ServerConfig, ServingConfigError
 from tests.serving.conftest import MODEL, http, make_config
-from trainer import features as F
 
 
 def _event(event_id, **fields):

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from core.features import SERVING_INPUT_USER
 from serving.tensor_codec import to_tensor_proto
 from tests.serving.conftest import MODEL, make_config
 from tests.serving.tiny_models import build_tiny_model, install
-from trainer.features import SERVING_INPUT_USER
 
 REST_ERRORS = {400, 404, 411, 413, 415, 429, 501, 504}
 GRPC_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,

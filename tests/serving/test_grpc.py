@@ -7,16 +7,21 @@ import time
 import grpc
 import numpy as np
 import pytest
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc, regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
 
+from core.features import SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 from serving.config import BatchingConfig
 from serving.tensor_codec import to_ndarray, to_tensor_proto
 from tests.serving.conftest import MODEL, make_config
 from tests.serving.tiny_models import expected
-from trainer.features import (SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES,
-                              SERVING_SIGNATURE)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from core.features import SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES
 from serving.config import BatchingConfig
 from tests.serving.conftest import MODEL, http, make_config
 from tests.serving.tiny_models import expected
-from trainer.features import SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
+from core.features import SERVING_OUTPUT_SCORES
 from serving.config import VersionPolicy
 from tests.serving.conftest import MODEL, http, make_config, wait_for
 from tests.serving.tiny_models import expected, install
-from trainer.features import SERVING_OUTPUT_SCORES
 
 
 def _states(server):

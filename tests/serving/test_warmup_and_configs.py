@@ -9,17 +9,24 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from core.features import SERVING_INPUT_USER, SERVING_SIGNATURE
 from serving.cli import build_config, main, register
 from serving.config import BatchingConfig, ModelConfig, ServerConfig, ServingConfigError, VersionPolicy
 from serving.tensor_codec import to_ndarray
-from serving.tfs_config import (BATCHING_PARAMETERS, MODELS_CONFIG, MONITORING_CONFIG,
-                                parse_batching_parameters, parse_models_config,
-                                tfs_command_line, write_tfs_configs)
+from serving.tfs_config import (
+    BATCHING_PARAMETERS,
+    MODELS_CONFIG,
+    MONITORING_CONFIG,
+    parse_batching_parameters,
+    parse_models_config,
+    tfs_command_line,
+    write_tfs_configs,
+)
 from serving.tfs_protos import BatchingParameters, MonitoringConfig
-from serving.warmup import read_warmup_requests, warmup_path, write_warmup_requests
+from serving.warmup import read_warmup_requests
 from tests.serving.conftest import MODEL, make_config, wait_for
 from tests.serving.tiny_models import install
-from trainer.features import SERVING_INPUT_USER, SERVING_SIGNATURE
+from trainer.warmup_requests import warmup_path, write_warmup_requests
 
 
 def test_warmup_file_round_trip(tmp_path) -> None:

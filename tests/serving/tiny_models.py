@@ -13,7 +13,7 @@ import os
 import shutil
 from typing import Dict, List
 
-from trainer.features import SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
+from core.features import SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 
 USER_ITEMS: Dict[str, List[str]] = {
     "u1": ["i11", "i12", "i13"],

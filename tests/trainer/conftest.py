@@ -39,7 +39,7 @@ def transform_rows(rows, root, train_file):
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import schema_utils
 
-    from pipeline import schema as schema_module
+    from pipeline import curated_schema as schema_module
     from trainer import preprocessing
 
     spec = schema_utils.schema_as_feature_spec(schema_module.build_schema()).feature_spec
@@ -78,7 +78,7 @@ def build_serving(transformed: TransformedTiny, tft_output, data, query_tower, c
     """
     import numpy as np
 
-    from trainer import features as F
+    from core import features as F
     from trainer import inputs, serving_model, tables
 
     catalog = {name: np.array([row[name] for row in transformed.catalog]) for name in F.CATALOG_FEATURES}

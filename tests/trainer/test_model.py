@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from trainer import features as F
+from core import features as F
 
 K = 5
 
@@ -17,8 +17,8 @@ def trained(transformed_tiny):
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from pipeline.config import TrainerConfig
     from trainer import inputs, train
+    from trainer.config import TrainerConfig
 
     cfg = TrainerConfig(embedding_dim=16, tower_layers=(), epochs=30, batch_size=64,
                         learning_rate=0.2, ranking_epochs=30, top_k=K, seed=3)
@@ -136,7 +136,7 @@ def test_cold_start_user_and_item_signatures(serving):
 
 
 def test_serving_uses_each_users_latest_training_history(serving, transformed_tiny):
-    from trainer import features as F
+    from core import features as F
 
     module, table = serving
     histories = table.user_features[F.USER_HISTORY]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer import features as F
+from core import features as F
 
 K = 5
 WEIGHTS = {"rating_weight": 0.3, "retrieval_weight": 2.0}
@@ -96,8 +96,7 @@ def test_the_ranking_network_shares_the_towers(tiny):
 
 
 def _config():
-    from pipeline.config import TrainerConfig
-
+    from trainer.config import TrainerConfig
     return TrainerConfig(embedding_dim=16, tower_layers=(), epochs=30, batch_size=64, learning_rate=0.2,
                          top_k=K, seed=3, multitask=True, multitask_rating_weight=1.0,
                          multitask_retrieval_weight=1.0)
@@ -224,8 +223,7 @@ def test_shared_networks_save_load_and_export_into_the_serving_model(trained, ti
 
 
 def test_warm_start_copies_the_shared_towers_once(trained, tiny):
-    from online import warm_start
-    from trainer import export
+    from trainer import export, warm_start
 
     tft_output = tiny[0]
     vocabularies = warm_start.vocabularies(tft_output)
@@ -239,8 +237,8 @@ def test_warm_start_copies_the_shared_towers_once(trained, tiny):
 
 @pytest.mark.parametrize("field", ["multitask_rating_weight", "multitask_retrieval_weight"])
 def test_negative_multitask_weight_is_a_config_error(field):
-    from pipeline.config import ConfigError, TrainerConfig, from_dict
-
+    from core.config_loader import ConfigError, from_dict
+    from trainer.config import TrainerConfig
     with pytest.raises(ConfigError, match=field):
         TrainerConfig(multitask=True, **{field: -0.5})
     with pytest.raises(ConfigError, match=field):
@@ -249,8 +247,8 @@ def test_negative_multitask_weight_is_a_config_error(field):
 
 
 def test_multitask_needs_a_nonzero_weight_and_is_off_by_default():
-    from pipeline.config import ConfigError, TrainerConfig
-
+    from core.config_loader import ConfigError
+    from trainer.config import TrainerConfig
     assert TrainerConfig().multitask is False
     with pytest.raises(ConfigError, match="both 0"):
         TrainerConfig(multitask=True, multitask_rating_weight=0.0, multitask_retrieval_weight=0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer import features as F
+from core import features as F
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,8 @@ def test_item_probabilities_match_the_in_memory_count(sharded):
 
 
 def test_auto_mode_streams_above_the_threshold_and_both_inputs_hold_the_same_examples(sharded):
-    from pipeline.config import TrainerConfig
     from trainer import streaming
+    from trainer.config import TrainerConfig
 
     pattern, tft_output, vocab, arrays, _ = sharded
     n = len(arrays[F.ITEM_ID_XF])
@@ -141,8 +141,8 @@ def test_auto_mode_streams_above_the_threshold_and_both_inputs_hold_the_same_exa
 def test_streamed_training_lowers_the_retrieval_loss(sharded):
     import tensorflow as tf
 
-    from pipeline.config import TrainerConfig
     from trainer import streaming, train
+    from trainer.config import TrainerConfig
 
     pattern, tft_output, vocab, _, _ = sharded
     # steps_per_execution > 1: Keras needs the datasets to declare their number of batches
@@ -159,8 +159,8 @@ def test_streamed_training_lowers_the_retrieval_loss(sharded):
 
 
 def test_unknown_input_mode_is_refused():
-    from pipeline.config import ConfigError, TrainerConfig
-
+    from core.config_loader import ConfigError
+    from trainer.config import TrainerConfig
     with pytest.raises(ConfigError, match="input_mode"):
         TrainerConfig(input_mode="disk")
     with pytest.raises(ConfigError, match="shuffle_buffer"):
@@ -172,8 +172,8 @@ def test_run_fn_trains_and_exports_from_the_streamed_files(sharded, transformed_
 
     from tfx.components.trainer.fn_args_utils import FnArgs
 
+    from trainer import entry as run_module
     from trainer import export
-    from trainer import run as run_module
 
     pattern, _, vocab, _, _ = sharded
     custom = {run_module.HPARAMS_KEY: {"embedding_dim": 8, "tower_layers": [], "epochs": 1, "ranking_epochs": 1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from trainer import features as F
+from core import features as F
 
 GENRES = {"a": "Action|Thriller", "b": "Comedy|Romance"}
 

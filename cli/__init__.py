@@ -1,0 +1,1 @@
+"""The `recsys` command line, at the top of the stack: it composes the commands of every package."""

@@ -1,0 +1,135 @@
+"""Serving SavedModels of compressed variants, built the way `BuildServingModel` builds them.
+
+`ServingContext.load` reads the catalog, its transformed features and the per-user tables once
+(they do not depend on the networks); `export_variant` then embeds the catalog with a variant's
+candidate tower and writes its two-stage serving SavedModel with `trainer.export.export_serving`.
+
+`Int8ServingModel` is the `ServingModel` with the catalog's candidate embeddings stored row-wise
+as int8 (`int8.Int8Matrix`): the same signatures, a quarter of the bytes of that matrix. The
+compression stage writes `compression.json` next to the networks it hands on; `serving_model_class`
+reads it so that BuildServingModel builds the serving model the chosen variant was measured as.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, Optional, Sequence, Type
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from compression import int8
+from core import features as F
+from trainer import export, inputs, tables
+from trainer.serving_model import ServingModel, ServingOptions, ServingTables
+
+MARKER_FILE = "compression.json"
+
+
+class Int8ServingModel(ServingModel):
+    """`ServingModel` whose `candidate_embeddings` are an int8 matrix with per-row scales."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Replaces (and untracks) the float variable; the signatures trace after this.
+        self.candidate_embeddings = int8.Int8Matrix(
+            self.candidate_embeddings.numpy(), name="candidate_embeddings"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingContext:
+    """What every variant's serving model shares: catalog, tables, transform layer, options."""
+
+    tft_output: tft.TFTransformOutput
+    catalog: Dict[str, np.ndarray]
+    item_features: Dict[str, np.ndarray]
+    tables: ServingTables
+    options: ServingOptions
+
+    @classmethod
+    def load(
+        cls,
+        transform_dir: str,
+        train_patterns: Sequence[str],
+        catalog_patterns: Sequence[str],
+        options: ServingOptions,
+    ) -> "ServingContext":
+        """Reads the catalog and builds the tables exactly as `build_serving_model` does.
+
+        Args:
+          transform_dir: the Transform graph.
+          train_patterns: transformed training examples.
+          catalog_patterns: raw item catalog examples.
+          options: top-K and two-stage settings.
+        """
+        tft_output = tft.TFTransformOutput(transform_dir)
+        catalog = tables.read_catalog(catalog_patterns)
+        item_features = tables.transform_catalog(catalog, tft_output)
+        data = inputs.transformed_dataset(train_patterns, tft_output, batch_size=8192, cache=False)
+        names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
+        table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
+        return cls(tft_output, catalog, item_features, table, options)
+
+
+def make_serving_model(
+    networks: export.Networks, context: ServingContext, int8_candidates: bool
+) -> ServingModel:
+    """The two-stage serving module of `networks` (int8 candidate embeddings when asked)."""
+    embeddings = tables.embed_catalog(networks.candidate_tower, context.item_features)
+    cls = Int8ServingModel if int8_candidates else ServingModel
+    return cls(
+        networks.query_tower, networks.ranking_model, embeddings, context.tables,
+        context.tft_output.transform_features_layer(), context.options,
+    )
+
+
+def export_variant(
+    networks: export.Networks, context: ServingContext, export_dir: str, int8_candidates: bool
+) -> str:
+    """Writes the serving SavedModel of `networks` to `export_dir` (atomically); returns it."""
+    module = make_serving_model(networks, context, int8_candidates)
+    return export.export_serving(module, export_dir)
+
+
+def write_marker(model_dir: str, variant: str, int8_candidates: bool, reason: str) -> str:
+    """Writes `compression.json` into a networks directory; returns its path.
+
+    Args:
+      model_dir: the directory written by `trainer.export.save_trained`.
+      variant: the chosen variant's name.
+      int8_candidates: whether its serving model stores the candidate embeddings as int8.
+      reason: why it was chosen.
+    """
+    path = os.path.join(model_dir, MARKER_FILE)
+    payload = {"variant": variant, "int8_candidate_embeddings": bool(int8_candidates), "reason": reason}
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write(json.dumps(payload, indent=2, sort_keys=True))
+    return path
+
+
+def read_marker(model_dir: str) -> Optional[dict]:
+    """The `compression.json` of a networks directory, or None (an uncompressed Trainer model).
+
+    Raises:
+      ValueError: the file exists but is not a JSON object with `int8_candidate_embeddings`.
+    """
+    path = os.path.join(model_dir, MARKER_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        marker = json.loads(handle.read())
+    if not isinstance(marker, dict) or not isinstance(marker.get("int8_candidate_embeddings"), bool):
+        raise ValueError(f"{path}: expected an object with a boolean 'int8_candidate_embeddings'")
+    return marker
+
+
+def serving_model_class(model_dir: str) -> Type[ServingModel]:
+    """`Int8ServingModel` when the networks of `model_dir` were chosen with int8 candidate
+    embeddings, else `ServingModel`."""
+    marker = read_marker(model_dir)
+    return Int8ServingModel if marker and marker["int8_candidate_embeddings"] else ServingModel

@@ -1,0 +1,86 @@
+"""`TrainerConfig`: the hyperparameters and hardware settings of the Trainer, checked at load."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from core.config_loader import ConfigError, check, one_of
+
+INPUT_MODES = ("auto", "memory", "stream")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
+LR_RULES = ("none", "linear", "sqrt")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Hyperparameters of the two-tower retrieval and the ranking model."""
+
+    embedding_dim: int = 32
+    tower_layers: Tuple[int, ...] = (64,)
+    epochs: int = 5
+    batch_size: int = 512
+    learning_rate: float = 0.05
+    temperature: float = 0.1
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    ranking_layers: Tuple[int, ...] = (64, 32)
+    ranking_cross_layers: int = 1
+    ranking_low_rank: Optional[int] = None
+    ranking_epochs: int = 3
+    ranking_learning_rate: float = 0.003
+    ranking_embedding_l2: float = 1e-4
+    # Multitask (rating + retrieval), as in the TFRS multitask tutorial: one model trained for
+    # `epochs` (Adagrad at `learning_rate`) whose ranking network is built on the two towers
+    # (no separate ranking fit, no ranking embeddings of its own).
+    multitask: bool = False  # False: retrieval fit, then a separate DCN ranking fit (the default)
+    multitask_rating_weight: float = 1.0  # weight of the rating (mean squared error) loss
+    multitask_retrieval_weight: float = 1.0  # weight of the in-batch softmax retrieval loss
+    candidates_to_rank: int = 100
+    ranking_weight: float = 0.05  # final score = retrieval score + weight * predicted rating
+    top_k: int = 100
+    strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
+    seed: int = 7
+    # Hardware acceleration (trainer.distribution validates and logs these).
+    tpu_address: str = ""  # TPU name or grpc://host:port; 'auto' then picks TPUStrategy
+    mixed_precision: str = "none"  # none | auto (float16 on GPU, bfloat16 on TPU/CPU) | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False  # XLA-compile the train step
+    steps_per_execution: int = 1  # train steps fused into one compiled call
+    lr_scaling: str = "none"  # none | linear | sqrt: learning rates x (batch_size / lr_base_batch_size)^p
+    lr_base_batch_size: int = 512  # the batch size the learning rates were tuned at
+    # Continuous training: epochs when the run starts from the previous blessed model's weights.
+    warm_start_epochs: int = 1
+    warm_start_ranking_epochs: int = 1
+    # Input (trainer.streaming): 'memory' holds the transformed data as arrays (fastest, memory
+    # grows with the data), 'stream' re-reads the files each epoch with bounded memory, 'auto'
+    # streams above `stream_above_examples` training examples.
+    input_mode: str = "auto"
+    stream_above_examples: int = 2_000_000
+    shuffle_buffer: int = 500_000  # serialized records in the streamed input's shuffle buffer
+
+    def __post_init__(self) -> None:
+        positive_ints = ("embedding_dim", "epochs", "batch_size", "candidates_to_rank", "top_k",
+                         "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer")
+        non_negative = ("ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
+                        "multitask_rating_weight", "multitask_retrieval_weight", "ranking_embedding_l2",
+                        "ranking_weight")
+        positive = ("learning_rate", "temperature", "ranking_learning_rate")
+        check("trainer", [
+            *((getattr(self, n) >= 1, f"{n} must be >= 1, got {getattr(self, n)}") for n in positive_ints),
+            *((getattr(self, n) >= 0, f"{n} must be >= 0, got {getattr(self, n)}") for n in non_negative),
+            *((getattr(self, n) > 0, f"{n} must be > 0, got {getattr(self, n)}") for n in positive),
+            *((all(u >= 1 for u in getattr(self, n)), f"{n} must hold layer widths >= 1, got {list(getattr(self, n))}")
+              for n in ("tower_layers", "ranking_layers")),
+            (self.ranking_low_rank is None or self.ranking_low_rank >= 1,
+             f"ranking_low_rank must be >= 1 or null, got {self.ranking_low_rank}"),
+            (one_of(self.strategy, STRATEGIES), f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"),
+            (one_of(self.mixed_precision, PRECISIONS),
+             f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}"),
+            (one_of(self.lr_scaling, LR_RULES), f"lr_scaling must be one of {', '.join(LR_RULES)}, got {self.lr_scaling!r}"),
+            (one_of(self.input_mode, INPUT_MODES),
+             f"input_mode must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}"),
+        ])
+        if self.multitask and not (self.multitask_rating_weight or self.multitask_retrieval_weight):
+            raise ConfigError("trainer.multitask_rating_weight and trainer.multitask_retrieval_weight "
+                              "are both 0: the multitask model would learn nothing")
