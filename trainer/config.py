@@ -60,9 +60,9 @@ class TrainerConfig:
     shuffle_buffer: int = 500_000  # serialized records in the streamed input's shuffle buffer
 
     def __post_init__(self) -> None:
-        positive_ints = ("embedding_dim", "epochs", "batch_size", "candidates_to_rank", "top_k",
+        positive_ints = ("embedding_dim", "batch_size", "candidates_to_rank", "top_k",
                          "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer")
-        non_negative = ("ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
+        non_negative = ("epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
                         "multitask_rating_weight", "multitask_retrieval_weight", "ranking_embedding_l2",
                         "ranking_weight")
         positive = ("learning_rate", "temperature", "ranking_learning_rate")

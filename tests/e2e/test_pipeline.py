@@ -136,17 +136,23 @@ def test_second_run_is_served_from_the_cache(first_run):
     assert version_dirs.versions(cfg.serving_model_dir) == versions
 
 
-def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run):
+def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run, tmp_path, capsys):
     from cli.summary import latest_evaluation
     from core import version_dirs
-    from pipeline import local_run
+
+    from cli import main
 
     cfg, _ = first_run
     versions = version_dirs.versions(cfg.serving_model_dir)
-    # Without the compression stage, whose fine-tuning would repair part of the damage.
-    broken = dataclasses.replace(cfg, compress=False,
-                                 trainer=dataclasses.replace(cfg.trainer, epochs=0, ranking_epochs=0))
-    local_run.run_pipeline(broken)
+    # Untrained networks, without the compression stage, whose fine-tuning would repair part of
+    # the damage; run as a user runs it, through `recsys run`.
+    config = tmp_path / "untrained.json"
+    config.write_text(json.dumps({"compress": False, "trainer": {"epochs": 0, "ranking_epochs": 0}}))
+    output = os.path.dirname(cfg.pipeline_root)
+    assert main.main(["run", "--output", output, "--config", str(config), "--verbose"]) == main.EXIT_GATE_REFUSED
+    err = capsys.readouterr().err
+    assert "recsys run: error: the evaluation gate refused the model, nothing was pushed: recall_at_20" in err
+    assert "Traceback" not in err
     evaluation = latest_evaluation(cfg.pipeline_root)
     assert not evaluation["blessing"]["blessed"]
     assert "recall_at_20" in evaluation["blessing"]["reason"]
