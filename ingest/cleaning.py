@@ -54,6 +54,7 @@ DUPLICATE_ID = "duplicate_id"
 UNDECODABLE_BYTES = "undecodable_bytes"
 AGE_OUT_OF_RANGE = "age_out_of_range"
 GENRE_FLAG_INVALID = "genre_flag_invalid"
+FIELD_TOO_LONG = "field_too_long"  # a CSV field over the csv module's field size limit
 
 
 # Staged interactions: one record per cleaned row; `row` is the source line (file order).

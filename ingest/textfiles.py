@@ -81,7 +81,7 @@ class DelimitedFile:
         if missing:
             raise DataError(
                 f"{self.path}: missing column(s) {', '.join(repr(m) for m in missing)} in the "
-                f"header (line {self._header_line}); the header has {', '.join(self.header)}"
+                f"header (line {self._header_line}); the header has {describe_header(self.header)}"
             )
         return {name: self.header.index(name) for name in wanted}
 
@@ -129,11 +129,26 @@ class DelimitedFile:
                 except StopIteration:
                     return
                 except csv.Error as err:
-                    raise DataError(
-                        f"{self.path} line {tracker.row_start}: not readable as CSV ({err}); is a quote left open?"
-                    ) from err
+                    if tracker.quote_open:
+                        raise DataError(
+                            f"{self.path} line {tracker.row_start}: a quoted field opened here is never closed "
+                            f"(the rest of the file would be one field: {err})"
+                        ) from err
+                    if "field larger than field limit" not in str(err):
+                        raise DataError(f"{self.path} line {tracker.row_start}: not readable as CSV ({err})") from err
+                    if count_fixes:
+                        self._report.drop(cleaning.FIELD_TOO_LONG, self.name, tracker.row_start,
+                                          detail=f"a field is longer than {csv.field_size_limit()} characters")
+                    continue
                 if fields and any(field.strip() for field in fields):
                     yield tracker.row_start, [field.strip() for field in fields]
+
+
+def describe_header(header: Sequence[str], max_columns: int = 12, max_chars: int = 40) -> str:
+    """The header's first columns for an error message, each cut, with the count of the rest."""
+    shown = [name if len(name) <= max_chars else name[:max_chars] + "..." for name in header[:max_columns]]
+    rest = len(header) - len(shown)
+    return ", ".join(shown) + (f" (and {rest} more columns)" if rest > 0 else "")
 
 
 class _LineTracker:
@@ -156,3 +171,8 @@ class _LineTracker:
         if text.count('"') % 2 == 1:
             self._quote_open = not self._quote_open
         return text
+
+    @property
+    def quote_open(self) -> bool:
+        """Whether the lines read so far leave a quoted field open."""
+        return self._quote_open

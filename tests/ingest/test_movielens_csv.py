@@ -126,5 +126,24 @@ def test_an_unclosed_quote_that_swallows_the_file_is_an_error_naming_the_line(tm
     folder = write_ml_csv(tmp_path / "ml")
     movies = MOVIES[:3] + ['7,"Open quote (1990),Drama'] + ["8,Filler (1990),Drama"] * 12_000
     helpers.write_lines(folder / "movies.csv", movies)
-    with pytest.raises(DataError, match=r"movies\.csv line 4: not readable as CSV \(field larger than field limit"):
+    with pytest.raises(DataError, match=r"movies\.csv line 4: a quoted field opened here is never closed"):
         import_movielens_csv(str(folder), str(tmp_path / "out"))
+
+
+def test_one_oversized_field_drops_its_row_by_reason_and_keeps_the_rest(tmp_path):
+    folder = write_ml_csv(tmp_path / "ml")
+    huge = '"' + "x" * 300_000 + '"'
+    helpers.write_lines(folder / "ratings.csv", RATINGS[:3] + [f"1,3,{huge},964982800"] + RATINGS[3:5])
+    report = import_movielens_csv(str(folder), str(tmp_path / "out"))
+    assert report.dropped.get(cleaning.FIELD_TOO_LONG) == 1
+    assert report.rows_read == 4  # the parser never hands the oversized row on; it is counted as a drop
+    assert sum(report.rows_written.values()) == 4
+
+
+def test_a_wrong_columns_error_names_only_the_first_columns(tmp_path):
+    folder = write_ml_csv(tmp_path / "ml")
+    helpers.write_lines(folder / "ratings.csv", [",".join(f"c{i}" for i in range(50_000)), "1"])
+    with pytest.raises(DataError) as raised:
+        import_movielens_csv(str(folder), str(tmp_path / "out"))
+    message = str(raised.value)
+    assert "(and 49988 more columns)" in message and len(message) < 1000
