@@ -4,12 +4,12 @@ import pytest
 
 from ingest import detect_format, import_any
 from ingest.errors import DataError
-from tests.ingest import helpers, test_movielens_100k, test_movielens_csv
+from tests.ingest import helpers
 
 
 def test_detect_format(tmp_path):
-    assert detect_format(str(test_movielens_100k.write_100k(tmp_path / "a"))) == "ml-100k"
-    assert detect_format(str(test_movielens_csv.write_ml_csv(tmp_path / "b"))) == "ml-csv"
+    assert detect_format(str(helpers.write_100k(tmp_path / "a"))) == "ml-100k"
+    assert detect_format(str(helpers.write_ml_csv(tmp_path / "b"))) == "ml-csv"
     assert detect_format(str(helpers.write_lines(tmp_path / "c.csv", ["user_id"]))) == "csv"
 
 
@@ -22,9 +22,9 @@ def test_unknown_folder_and_missing_path_are_errors(tmp_path):
 
 
 def test_import_any_dispatches_on_the_detected_format(tmp_path):
-    report = import_any(str(test_movielens_100k.write_100k(tmp_path / "a")), str(tmp_path / "out"), eval_fraction=0.25)
+    report = import_any(str(helpers.write_100k(tmp_path / "a")), str(tmp_path / "out"), eval_fraction=0.25)
     assert (report.format, report.rows_read) == ("ml-100k", 17)
-    report = import_any(str(test_movielens_csv.write_ml_csv(tmp_path / "b")), str(tmp_path / "out2"))
+    report = import_any(str(helpers.write_ml_csv(tmp_path / "b")), str(tmp_path / "out2"))
     assert (report.format, report.rows_read) == ("ml-csv", 10)
 
 

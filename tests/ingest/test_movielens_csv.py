@@ -6,40 +6,7 @@ from core import features
 from ingest import cleaning, import_movielens_csv
 from ingest.errors import DataError
 from tests.ingest import helpers
-
-MOVIES = [
-    "movieId,title,genres",
-    "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy",
-    '2,"American President, The (1995)",Comedy|Drama|Romance',
-    "3,Hyena Road,(no genres listed)",
-    '4,"Crème Brûlée, Part 2 (2001)",Drama',
-    "6,Too,Many,Fields",                  # malformed
-    "2,Dup (2000),Drama",                 # duplicate id
-]
-RATINGS = [
-    "userId,movieId,rating,timestamp",
-    "1,1,4.0,964982703",
-    "1,2,3.5,964981247",
-    "2,3,0.5,964982224",
-    "2,4,5.0,964983815",
-    "3,5,2.5,964984000",       # movie 5 is on a line with a Latin-1 byte (written below)
-    "3,1,0.0,964984100",       # rating below 0.5
-    "3,2,,964984200",          # missing rating
-    "3,2,4.0",                 # malformed
-    "3,2,4.0,notatime",        # non-numeric timestamp
-    "3,99,3.0,964985000",      # movie 99 is not in movies.csv
-]
-
-
-def write_ml_csv(folder, ratings=RATINGS, movies=MOVIES):
-    folder.mkdir()
-    helpers.write_lines(folder / "ratings.csv", ratings)
-    # Movie 5's title holds the byte 0xFF, which is not UTF-8: decoded as Latin-1 ("ÿ").
-    body = ("\n".join(movies[:5]) + "\n").encode("utf-8") + b"5,Bad\xff Bytes (1999),Comedy\n"
-    body += ("\n".join(movies[5:]) + "\n").encode("utf-8")
-    (folder / "movies.csv").write_bytes(body)
-    return folder
-
+from tests.ingest.helpers import MOVIES, RATINGS, write_ml_csv
 
 CATALOG = {
     "1": ("Toy Story", "Adventure|Animation|Children|Comedy|Fantasy", 1995),
