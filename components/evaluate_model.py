@@ -32,6 +32,8 @@ def EvaluateModel(  # noqa: N802 - TFX component names are CamelCase
     min_value: Parameter[float] = 0.0,
     max_relative_drop: Parameter[float] = 0.05,
     max_eval_users: Parameter[int] = 5000,
+    gate_baseline: Parameter[str] = "popularity",
+    gate_baseline_margin: Parameter[float] = 1.0,
 ) -> None:
     """TFX component wrapper of `evaluation.model_eval.evaluate` + the blessing gate + the report."""
     catalog_ids = tfrecord_columns.read_columns(split_files(items, F.CATALOG_SPLIT), (F.ITEM_ID,), decode_strings=True)[F.ITEM_ID]
@@ -44,7 +46,10 @@ def EvaluateModel(  # noqa: N802 - TFX component names are CamelCase
         max_eval_users or None,
     )
     previous = model_eval.previous_metrics(baseline_blessing.uri if baseline_blessing else None)
-    verdict = gate.decide_blessing(results[model_eval.TWO_STAGE], previous, gate_metric, min_value, max_relative_drop)
+    verdict = gate.decide_blessing(
+        results[model_eval.TWO_STAGE], previous, gate_metric, min_value, max_relative_drop,
+        baseline=None if gate_baseline == "none" else results[gate_baseline], baseline_name=gate_baseline,
+        baseline_margin=gate_baseline_margin)
     logging.info("evaluation gate: %s", verdict.reason)
     for out in (evaluation.uri, blessing.uri):
         report.write_report(out, results, by_slice, verdict.to_dict())

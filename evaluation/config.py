@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from core.config_loader import check
+from core.config_loader import check, one_of
+
+GATE_BASELINES = ("popularity", "ease", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +19,9 @@ class EvaluationConfig:
     min_value: float = 0.0
     max_relative_drop: float = 0.05
     max_eval_users: int = 5000
+    # The model must reach this baseline's gate metric (fitted in the same run) times the margin.
+    gate_baseline: str = "popularity"  # popularity | ease | none
+    gate_baseline_margin: float = 1.0
 
     def __post_init__(self) -> None:
         check("evaluation", [
@@ -24,4 +29,7 @@ class EvaluationConfig:
              f"cutoffs must be a non-empty list of integers >= 1, got {list(self.cutoffs)}"),
             (self.max_relative_drop >= 0, f"max_relative_drop must be >= 0, got {self.max_relative_drop}"),
             (self.max_eval_users >= 1, f"max_eval_users must be >= 1, got {self.max_eval_users}"),
+            (one_of(self.gate_baseline, GATE_BASELINES),
+             f"gate_baseline must be one of {', '.join(GATE_BASELINES)}, got {self.gate_baseline!r}"),
+            (self.gate_baseline_margin >= 0, f"gate_baseline_margin must be >= 0, got {self.gate_baseline_margin}"),
         ])

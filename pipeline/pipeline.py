@@ -146,6 +146,8 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         min_value=cfg.evaluation.min_value,
         max_relative_drop=cfg.evaluation.max_relative_drop,
         max_eval_users=cfg.evaluation.max_eval_users,
+        gate_baseline=cfg.evaluation.gate_baseline,
+        gate_baseline_margin=cfg.evaluation.gate_baseline_margin,
     )
     pusher = AtomicPusher(
         model=build.outputs["serving_model"],

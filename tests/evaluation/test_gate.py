@@ -51,3 +51,24 @@ def test_nan_missing_metric_and_immutability():
     with pytest.raises(dataclasses.FrozenInstanceError):
         blessing.blessed = False
     assert blessing.to_dict() == {"blessed": True, "reason": blessing.reason}
+
+
+def test_a_first_model_below_popularity_is_refused_with_both_numbers():
+    blessing = decide_blessing({METRIC: 0.11}, None, METRIC, 0.0, 0.05, baseline={METRIC: 0.17})
+    assert not blessing.blessed
+    assert blessing.reason == "recall_at_20 = 0.1100 is below popularity's 0.1700 x 1.00 = 0.1700 in the same run"
+
+
+def test_the_margin_scales_the_baseline_and_equal_passes():
+    assert decide_blessing({METRIC: 0.17}, None, METRIC, 0.0, 0.05, baseline={METRIC: 0.17}).blessed
+    refused = decide_blessing({METRIC: 0.18}, None, METRIC, 0.0, 0.05, baseline={METRIC: 0.17}, baseline_margin=1.1)
+    assert not refused.blessed and "x 1.10 = 0.1870" in refused.reason
+    blessed = decide_blessing({METRIC: 0.30}, {METRIC: 0.29}, METRIC, 0.0, 0.05, baseline={METRIC: 0.17},
+                              baseline_name="ease")
+    assert blessed.blessed and "reaches ease's 0.1700" in blessed.reason
+
+
+def test_the_baseline_rule_comes_before_the_change_rule():
+    # within the allowed drop of the previous model, but below popularity: refused
+    blessing = decide_blessing({METRIC: 0.16}, {METRIC: 0.165}, METRIC, 0.0, 0.05, baseline={METRIC: 0.17})
+    assert not blessing.blessed and "popularity" in blessing.reason
