@@ -25,7 +25,8 @@ from serving.scheduler import Scheduler
 from serving.signatures import SignatureSpec
 from serving.version_manager import VersionManager
 from serving.warmup import replay_warmup_requests
-from serving.workers import WorkerPool, make_pool
+from serving.process_workers import ProcessWorkerPool
+from serving.workers import ThreadWorkerPool, WorkerPool, limit_tf_threads, tf_thread_env
 
 _LOG = logging.getLogger(__name__)
 
@@ -36,6 +37,29 @@ class BoundPorts:
 
     grpc: int
     rest: Optional[int]
+
+
+def make_pool(mode: str, num_workers: int, load_timeout_s: float = 300.0,
+              intra_op: int = 0, inter_op: int = 0) -> WorkerPool:
+    """Build the pool for a worker mode.
+
+    Args:
+        mode: 'thread' or 'process'.
+        num_workers: number of workers.
+        load_timeout_s: how long loading one version may take (process mode).
+        intra_op: TensorFlow intra-op threads per runtime (0: default).
+        inter_op: TensorFlow inter-op threads per runtime (0: default).
+
+    Returns:
+        The started pool.
+    """
+    if mode == "process":
+        return ProcessWorkerPool(num_workers, env=tf_thread_env(intra_op, inter_op),
+                                 load_timeout_s=load_timeout_s)
+    if mode != "thread":
+        raise ValueError(f"unknown worker mode {mode!r}")
+    limit_tf_threads(intra_op, inter_op)
+    return ThreadWorkerPool(num_workers)
 
 
 class ModelServer:
