@@ -45,6 +45,7 @@ def _reload_curve(server, built: str, base: str, measure) -> list:
     return curve
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_rss_stays_flat_over_30_reloads(tmp_path, start_server, mode) -> None:
     built = build_tiny_model(str(tmp_path / "built"), 1, payload_mb=PAYLOAD_MB, warmup=True)
