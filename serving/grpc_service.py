@@ -231,9 +231,12 @@ class GrpcFrontend:
                             PredictionServicer(self._core), self.unparseable),
             service_handler(model_service_pb2.DESCRIPTOR.services_by_name["ModelService"],
                             ModelServicer(self._core), self.unparseable)))
-        port = server.add_insecure_port(self._address)
+        try:
+            port = server.add_insecure_port(self._address)
+        except RuntimeError:  # grpc's way of saying the port is taken
+            port = 0
         if port == 0:
-            raise OSError(f"cannot bind gRPC to {self._address}")
+            raise OSError("the address is in use or not available on this machine")
         await server.start()
         self._server = server
         scheduling = self._core.config.scheduling
