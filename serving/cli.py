@@ -39,6 +39,11 @@ EXIT_CODES = {0: "stopped by SIGTERM/SIGINT after draining",
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows every default in ``--help`` and keeps the epilog's lines."""
 
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:  # "(default: None)" says nothing
+            return action.help or ""
+        return super()._get_help_string(action)
+
 
 def register(subparsers: argparse._SubParsersAction,
              extra_routes_factory: Optional[RoutesFactory] = None) -> None:
@@ -87,14 +92,17 @@ def register(subparsers: argparse._SubParsersAction,
     for flag in ("max_batch_size", "batch_timeout_micros", "num_batch_threads",
                  "max_enqueued_batches"):
         sched.add_argument("--" + flag.replace("_", "-"), type=int, default=None,
-                           help=f"default {getattr(defaults, flag)}")
-    sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread")
+                           help=f"TF Serving's {flag} (default: {getattr(defaults, flag)})")
+    sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread",
+                       help="model workers: threads sharing each version, or processes")
     sched.add_argument("--priority-classes", default="low,normal,high",
                        help="comma-separated, lowest first")
-    sched.add_argument("--default-priority", default="normal")
+    sched.add_argument("--default-priority", default="normal",
+                       help="class of requests that name none")
     sched.add_argument("--tf-intra-op-threads", type=int, default=0,
                        help="TensorFlow threads per model worker runtime (0: one per core)")
-    sched.add_argument("--tf-inter-op-threads", type=int, default=0)
+    sched.add_argument("--tf-inter-op-threads", type=int, default=0,
+                       help="TensorFlow inter-op threads per model worker runtime")
     limits = parser.add_argument_group("limits")
     limit_defaults = LimitsConfig()
     limits.add_argument("--max-body-bytes", type=int, default=limit_defaults.max_body_bytes,
