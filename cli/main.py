@@ -147,10 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ingest.cli import register as register_data
     from online.cli import register as register_online
+    from online.events_route import routes_from_args as events_routes
     from serving.cli import register as register_serve
 
     register_data(commands)
-    register_serve(commands)
+    register_serve(commands, extra_routes_factory=events_routes)  # POST /v1/events with --events-log
     register_online(commands)
     return parser
 

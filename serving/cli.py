@@ -5,9 +5,11 @@ runs it alone.  Flags mirror ``tensorflow_model_server`` where one exists (a
 ``--model-config-file`` in ModelServerConfig text format for several models, a
 ``--batching-parameters-file`` in BatchingParameters text format); ``--write-tfs-configs DIR``
 writes the stock TF Serving files for the same settings and prints its command line.
-``--events-log DIR`` also accepts interaction events at ``POST /v1/events`` into the durable
-event log in DIR (e.g. ``OUTPUT/events``, the one ``recsys learn`` tails).  Once serving, one line
-``serving grpc=PORT rest=PORT`` is printed; SIGTERM drains and exits 0.
+Extra REST routes come from ``extra_routes_factory`` (parsed flags -> path -> route), which
+the top-level CLI passes in: that is how ``--events-log DIR`` mounts ``POST /v1/events``
+without this package knowing about events.  Once serving, one line ``serving grpc=PORT
+rest=PORT`` is printed; SIGTERM drains and exits 0.  Start-up failures are one line on stderr
+and a distinct exit code (``EXIT_CODES``, listed in ``--help``), never a traceback.
 """
 
 from __future__ import annotations
@@ -16,31 +18,48 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
-from serving.config import (
-    BatchingConfig,
-    LimitsConfig,
-    ModelConfig,
-    SchedulingConfig,
-    ServerConfig,
-    ServingConfigError,
-    VersionPolicy,
-)
+from serving.config import (BatchingConfig, LimitsConfig, ModelConfig, SchedulingConfig,
+                            ServerConfig, ServingConfigError, VersionPolicy)
 
 _LOG = logging.getLogger(__name__)
 
+RoutesFactory = Callable[[argparse.Namespace], Mapping[str, Any]]
+EXIT_CONFIG = 2  # invalid flags or config files
+EXIT_BIND = 3  # the gRPC or REST port cannot be bound (e.g. already in use)
+EXIT_ROUTES = 4  # an extra route cannot be set up (e.g. --events-log names a file)
+EXIT_CODES = {0: "stopped by SIGTERM/SIGINT after draining",
+              EXIT_CONFIG: "invalid flags or configuration files",
+              EXIT_BIND: "a port cannot be bound (already in use, or not a local address)",
+              EXIT_ROUTES: "an extra REST route cannot be set up (e.g. --events-log names a "
+                           "file or an unusable directory)"}
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every default in ``--help`` and keeps the epilog's lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:  # "(default: None)" says nothing
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def register(subparsers: argparse._SubParsersAction,
+             extra_routes_factory: Optional[RoutesFactory] = None) -> None:
     """Add the ``serve`` command.
 
     Args:
-        subparsers: the project CLI's subparsers; the command sets ``func=run_serve``.
+        subparsers: the project CLI's subparsers; the command sets ``func``.
+        extra_routes_factory: builds extra REST routes from the parsed flags (the events
+            route for ``--events-log``); without it ``--events-log`` is refused.
     """
     parser = subparsers.add_parser(
         "serve", help="serve pushed models over TF Serving's gRPC and REST APIs",
         description="Serve <base path>/<integer version>/ SavedModels with TF Serving's API, "
-                    "hot reload, dynamic batching, priorities and deadlines.")
+                    "hot reload, dynamic batching, priorities and deadlines.",
+        formatter_class=_HelpFormatter,
+        epilog="exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()))
     models = parser.add_argument_group("models")
     models.add_argument("--model-base-path", help="directory of integer version folders")
     models.add_argument("--model-name", default="recommender", help="name clients ask for")
@@ -55,39 +74,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     net.add_argument("--grpc-port", type=int, default=8500, help="0 picks a free port")
     net.add_argument("--rest-port", type=int, default=8501, help="0 picks a free port")
     net.add_argument("--no-rest", action="store_true", help="disable the REST API")
-    net.add_argument("--rest-api-timeout-ms", type=int, default=30_000)
+    net.add_argument("--rest-api-timeout-ms", type=int, default=30_000,
+                     help="longest REST predict, queueing included")
     net.add_argument("--events-log", metavar="DIR", default=None,
                      help="accept interaction events at REST POST /v1/events (batches allowed); "
                           "each is validated and acknowledged only once durably appended to "
                           "the event log in DIR (created if needed; e.g. OUTPUT/events, the "
-                          "log `recsys learn` reads); without it that route answers 404")
+                          "log `recsys learn` reads); without it that route answers 404 "
+                          "(default: no events route)")
     sched = parser.add_argument_group("scheduling")
-    sched.add_argument("--poll-interval-s", type=float, default=1.0)
+    sched.add_argument("--poll-interval-s", type=float, default=1.0,
+                       help="seconds between scans of the base paths; a new version loads "
+                            "once its files are unchanged over two scans")
     sched.add_argument("--batching-parameters-file", help="BatchingParameters text proto")
     sched.add_argument("--no-batching", action="store_true", help="run each request alone")
     defaults = BatchingConfig()
     for flag in ("max_batch_size", "batch_timeout_micros", "num_batch_threads",
                  "max_enqueued_batches"):
         sched.add_argument("--" + flag.replace("_", "-"), type=int, default=None,
-                           help=f"default {getattr(defaults, flag)}")
-    sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread")
+                           help=f"TF Serving's {flag} (default: {getattr(defaults, flag)})")
+    sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread",
+                       help="model workers: threads sharing each version, or processes")
     sched.add_argument("--priority-classes", default="low,normal,high",
                        help="comma-separated, lowest first")
-    sched.add_argument("--default-priority", default="normal")
+    sched.add_argument("--default-priority", default="normal",
+                       help="class of requests that name none")
     sched.add_argument("--tf-intra-op-threads", type=int, default=0,
                        help="TensorFlow threads per model worker runtime (0: one per core)")
-    sched.add_argument("--tf-inter-op-threads", type=int, default=0)
+    sched.add_argument("--tf-inter-op-threads", type=int, default=0,
+                       help="TensorFlow inter-op threads per model worker runtime")
     limits = parser.add_argument_group("limits")
     limit_defaults = LimitsConfig()
-    limits.add_argument("--max-body-bytes", type=int, default=limit_defaults.max_body_bytes)
-    limits.add_argument("--max-json-depth", type=int, default=limit_defaults.max_json_depth)
+    limits.add_argument("--max-body-bytes", type=int, default=limit_defaults.max_body_bytes,
+                        help="largest REST body (also after gzip/deflate) and gRPC message")
+    limits.add_argument("--max-json-depth", type=int, default=limit_defaults.max_json_depth,
+                        help="deepest JSON nesting accepted")
     limits.add_argument("--max-tensor-elements", type=int,
-                        default=limit_defaults.max_tensor_elements)
-    parser.add_argument("--drain-grace-s", type=float, default=10.0)
+                        default=limit_defaults.max_tensor_elements,
+                        help="most elements in one request's inputs")
+    limits.add_argument("--header-timeout-s", type=float,
+                        default=limit_defaults.header_timeout_s,
+                        help="a REST request's line and headers must arrive within this time "
+                             "of their first byte, or the connection is closed")
+    limits.add_argument("--idle-timeout-s", type=float, default=limit_defaults.idle_timeout_s,
+                        help="a REST connection with nothing arriving is closed after this")
+    parser.add_argument("--drain-grace-s", type=float, default=10.0,
+                        help="on SIGTERM, how long in-flight requests may take")
     parser.add_argument("--write-tfs-configs", metavar="DIR",
                         help="write stock TF Serving config files for these settings and exit")
-    parser.add_argument("--log-level", default="INFO")
-    parser.set_defaults(func=run_serve)
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+    parser.set_defaults(func=lambda args: run_serve(args, extra_routes_factory))
 
 
 def _batching(args: argparse.Namespace) -> BatchingConfig:
@@ -133,24 +169,34 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             tf_intra_op_threads=args.tf_intra_op_threads,
             tf_inter_op_threads=args.tf_inter_op_threads),
         limits=LimitsConfig(max_body_bytes=args.max_body_bytes, max_json_depth=args.max_json_depth,
-                            max_tensor_elements=args.max_tensor_elements),
-        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s,
-        events_log_dir=os.path.abspath(args.events_log) if args.events_log else None)
+                            max_tensor_elements=args.max_tensor_elements,
+                            header_timeout_s=args.header_timeout_s,
+                            idle_timeout_s=args.idle_timeout_s),
+        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s)
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace,
+              extra_routes_factory: Optional[RoutesFactory] = None) -> int:
     """Run the ``serve`` command until SIGTERM/SIGINT.
 
+    Args:
+        args: the parsed ``serve`` flags.
+        extra_routes_factory: builds extra REST routes from ``args`` (None: none).
+
     Returns:
-        The exit status (0 after a drain, 2 for invalid settings).
+        The exit status (``EXIT_CODES``: 0 after a drain, 2 invalid settings, 3 a port
+        cannot be bound, 4 an extra route cannot be set up).
     """
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = build_config(args)
+        if getattr(args, "events_log", None) and extra_routes_factory is None:
+            raise ServingConfigError("--events-log needs the events route, which this command "
+                                     "was started without; use `recsys serve`")
     except (ServingConfigError, OSError) as err:
         print(f"recsys serve: {err}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     if args.write_tfs_configs:
         from serving.tfs_config import tfs_command_line, write_tfs_configs
 
@@ -159,23 +205,51 @@ def run_serve(args: argparse.Namespace) -> int:
             print(path)
         print(" ".join(tfs_command_line(config, paths)))
         return 0
-    from serving.server import ModelServer
+    from serving.server import BindError, ModelServer
 
-    server = ModelServer(config)
+    try:
+        routes = dict(extra_routes_factory(args)) if extra_routes_factory is not None else {}
+    except (OSError, ValueError) as err:
+        print(f"recsys serve: {err}", file=sys.stderr)
+        return EXIT_ROUTES
+    try:
+        server = ModelServer(config, extra_routes=routes)
+    except ServingConfigError as err:
+        _close_all(routes)
+        print(f"recsys serve: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     server.install_signal_handlers()
-    ports = server.start()
+    try:
+        ports = server.start()
+    except BindError as err:  # start() has already shut down what it started
+        print(f"recsys serve: {err}", file=sys.stderr)
+        return EXIT_BIND
     print(f"serving grpc={ports.grpc} rest={ports.rest}", flush=True)
     server.wait()
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m serving.cli serve ...``: the command without the rest of the project CLI."""
+def _close_all(routes: Mapping[str, Any]) -> None:
+    for route in routes.values():
+        route.close()
+
+
+def main(argv: Optional[List[str]] = None,
+         extra_routes_factory: Optional[RoutesFactory] = None) -> int:
+    """``python -m serving.cli serve ...``: the command without the rest of the project CLI.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+        extra_routes_factory: builds extra REST routes from the parsed flags.
+
+    Returns:
+        The exit status.
+    """
     from core.process import set_up_process
 
     set_up_process()
     parser = argparse.ArgumentParser(prog="serving")
-    register(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True), extra_routes_factory)
     args = parser.parse_args(argv)
     return args.func(args)
 

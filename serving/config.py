@@ -130,9 +130,14 @@ class LimitsConfig:
     max_json_depth: int = 32
     max_tensor_elements: int = 1_000_000
     reject_non_finite: bool = True
+    header_timeout_s: float = 10.0  # a REST request's line and headers, from the first byte
+    idle_timeout_s: float = 30.0  # a REST connection with nothing arriving is closed
 
     def __post_init__(self) -> None:
         _require(self.max_body_bytes >= 1024, "max_body_bytes must be >= 1024")
+        for name in ("header_timeout_s", "idle_timeout_s"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value > 0, f"{name} must be > 0")
         _require(2 <= self.max_json_depth <= 512, "max_json_depth must be in [2, 512]")
         _require(self.max_tensor_elements >= 1, "max_tensor_elements must be >= 1")
 
@@ -193,11 +198,6 @@ class ModelConfig:
 class ServerConfig:
     """Everything ``ModelServer`` needs.  Ports 0 bind a free port; ``rest_port=None`` disables
     the REST front end.
-
-    ``events_log_dir``: when set, the REST front end also accepts interaction events at
-    ``POST /v1/events`` (``online.http_handler``) and acknowledges them once durably appended
-    to the ``online.event_log.EventLog`` in that folder (created if needed; the log the online
-    learner tails).  When None, that route answers 404.  Needs the REST front end.
     """
 
     models: Tuple[ModelConfig, ...]
@@ -213,7 +213,6 @@ class ServerConfig:
     drain_grace_s: float = 10.0
     max_warmup_records: int = 1000
     load_timeout_s: float = 300.0
-    events_log_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -230,11 +229,6 @@ class ServerConfig:
         _require(self.drain_grace_s >= 0, "drain_grace_s must be >= 0")
         _require(self.max_warmup_records >= 0, "max_warmup_records must be >= 0")
         _require(self.load_timeout_s > 0, "load_timeout_s must be > 0")
-        if self.events_log_dir is not None:
-            _require(isinstance(self.events_log_dir, str) and bool(self.events_log_dir),
-                     "events_log_dir must be a non-empty path or None")
-            _require(self.rest_port is not None,
-                     "events_log_dir needs the REST front end (POST /v1/events): set rest_port")
 
     def model(self, name: str) -> ModelConfig:
         """The configured model called ``name`` (KeyError when absent)."""

@@ -3,8 +3,10 @@
 The server runs in its own thread with its own event loop, so a waiting request costs a
 coroutine, not a thread.  Priority comes from the ``x-priority`` metadata key and the deadline
 from the RPC's own deadline.  Classify, Regress, MultiInference and HandleReloadConfigRequest
-answer UNIMPLEMENTED; every refusal carries the ServingError's code and message; anything
-unexpected is logged, counted and answered INTERNAL.
+answer UNIMPLEMENTED; every refusal carries the ServingError's code and message; a request
+message that does not parse is answered INVALID_ARGUMENT and logged at most once a minute
+with a count (``serving.rpc_handlers``); anything unexpected is logged, counted and answered
+INTERNAL.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import time
 from typing import Optional, Tuple
 
 import grpc
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (model_service_pb2, model_service_pb2_grpc,
+                                     prediction_service_pb2, prediction_service_pb2_grpc)
 
 from serving.admission import LagMonitor
 from serving.core import ServingCore, filter_outputs
 from serving.errors import ServingError, invalid_argument
-from serving.responses import SIGNATURE_DEF_FIELD, metadata_response, predict_response, status_response
+from serving.responses import (SIGNATURE_DEF_FIELD, metadata_response, predict_response,
+                               status_response)
+from serving.rpc_handlers import RateLimitedLog, service_handler
 from serving.tensor_codec import to_ndarray
 
 _LOG = logging.getLogger(__name__)
@@ -206,6 +211,9 @@ class GrpcFrontend:
         self._server: Optional[grpc.aio.Server] = None
         self._monitor: Optional[asyncio.Task] = None
         self.port = 0
+        # request messages that do not parse: INVALID_ARGUMENT, one log line per minute
+        self.unparseable = RateLimitedLog(_LOG, "unparseable gRPC request messages answered "
+                                                "INVALID_ARGUMENT")
 
     def start(self) -> int:
         """Bind and start serving; returns the bound port."""
@@ -218,12 +226,17 @@ class GrpcFrontend:
                    ("grpc.max_send_message_length", max(self._max, 64 * 1024 * 1024)),
                    ("grpc.so_reuseport", 0)]
         server = grpc.aio.server(options=options)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self._core), server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self._core), server)
-        port = server.add_insecure_port(self._address)
+        server.add_generic_rpc_handlers((
+            service_handler(prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"],
+                            PredictionServicer(self._core), self.unparseable),
+            service_handler(model_service_pb2.DESCRIPTOR.services_by_name["ModelService"],
+                            ModelServicer(self._core), self.unparseable)))
+        try:
+            port = server.add_insecure_port(self._address)
+        except RuntimeError:  # grpc's way of saying the port is taken
+            port = 0
         if port == 0:
-            raise OSError(f"cannot bind gRPC to {self._address}")
+            raise OSError("the address is in use or not available on this machine")
         await server.start()
         self._server = server
         scheduling = self._core.config.scheduling

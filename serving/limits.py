@@ -1,5 +1,10 @@
-"""Request limits of the REST front end: body size (before and after decompression) and JSON
-nesting depth.
+"""Request limits of the REST front end: content type, body size (before and after
+decompression) and JSON nesting depth.
+
+Only JSON is accepted: ``application/json`` and ``application/*+json``; a request without a
+Content-Type, and ``application/x-www-form-urlencoded`` (what ``curl -d`` sends when no type
+is given, as in TF Serving's own REST examples, and which ``tensorflow_model_server`` accepts
+since it ignores the header), are read as JSON too; anything else is refused with 415.
 
 Bodies need a ``Content-Length`` no larger than the limit; ``Content-Encoding: gzip`` or
 ``deflate`` bodies are inflated incrementally and refused as soon as they would exceed the
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Mapping, Optional
 
 import grpc
 
@@ -21,7 +26,7 @@ _PAYLOAD_TOO_LARGE = 413
 
 
 class HttpError(ServingError):
-    """A REST refusal whose HTTP status is not derived from a gRPC code (413, 411, 415)."""
+    """A REST refusal whose HTTP status is not derived from a gRPC code (408, 411, 413, 415)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(grpc.StatusCode.INVALID_ARGUMENT if status != _PAYLOAD_TOO_LARGE
@@ -31,6 +36,27 @@ class HttpError(ServingError):
     @property
     def http_status(self) -> int:
         return self._status
+
+
+_CURL_DEFAULT = "application/x-www-form-urlencoded"
+
+
+def check_content_type(value: Optional[str]) -> None:
+    """Refuse a request body that does not claim to be JSON (see the module docstring).
+
+    Args:
+        value: the Content-Type header, or None when absent.
+
+    Raises:
+        HttpError: 415 naming the type and the one to send.
+    """
+    if value is None or not value.strip():
+        return
+    media = value.split(";", 1)[0].strip().lower()
+    if media in ("application/json", _CURL_DEFAULT) or (
+            media.startswith("application/") and media.endswith("+json")):
+        return
+    raise HttpError(415, f"unsupported Content-Type {value[:60]!r}: send application/json")
 
 
 def read_body(stream: BinaryIO, headers: Mapping[str, str], max_bytes: int) -> bytes:
@@ -59,7 +85,11 @@ def read_body(stream: BinaryIO, headers: Mapping[str, str], max_bytes: int) -> b
     if length > max_bytes:
         raise HttpError(_PAYLOAD_TOO_LARGE, f"request body of {length} bytes exceeds the limit "
                                             f"of {max_bytes} bytes")
-    data = stream.read(length)
+    try:
+        data = stream.read(length)
+    except TimeoutError:
+        raise HttpError(408, f"the request body did not arrive in time ({length} bytes "
+                             "announced)") from None
     if len(data) != length:
         raise HttpError(400, f"request body ended after {len(data)} of {length} bytes")
     encoding = headers.get("Content-Encoding", "identity").strip().lower()

@@ -21,7 +21,7 @@ import numpy as np
 
 from serving.errors import internal, unavailable
 from serving.signatures import LoadError
-from serving.workers import SavedModelRunner, ServableId, WorkerPool
+from serving.workers import SavedModelRunner, ServableId, WorkerPool, release_memory
 
 _LOG = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def _worker_main(conn: Any, env: Sequence[Tuple[str, str]]) -> None:
                 runners[message[2]] = SavedModelRunner(message[3])
                 reply: Any = None
             elif op == "unload":
-                runners.pop(message[2], None)
+                if runners.pop(message[2], None) is not None:
+                    release_memory()
                 reply = None
             elif op == "run":
                 runner = runners.get(message[2])

@@ -5,8 +5,11 @@ columnar (``inputs``) JSON format; ``GET /v1/models/NAME[/versions/V]`` returns 
 status and ``.../metadata`` the signatures.  Errors are ``{"error": "..."}`` with TF Serving's
 HTTP status.  ``X-Priority`` picks the priority class and ``X-Request-Timeout-Ms`` shortens the
 server's REST timeout.  ``/healthz`` (alive), ``/readyz`` (a version loaded, not draining) and
-``/monitoring/prometheus/metrics`` complete it.  ``POST /v1/events`` takes interaction events
-(``online.http_handler``) when the server has an ``events_log_dir``, and answers 404 otherwise.
+``/monitoring/prometheus/metrics`` complete it.  Extra POST routes (``RestRoute``: e.g. the
+events route the top-level CLI adds) are passed in by whoever assembles the server; they are
+refused with 503 while draining.  Bodies must be JSON (``serving.limits.check_content_type``:
+415 otherwise); a request's line and headers must arrive within ``header_timeout_s`` of its
+first byte (``serving.http_io``), and an idle connection is closed after ``idle_timeout_s``.
 One thread per connection, capped.
 """
 
@@ -20,16 +23,16 @@ import re
 import socketserver
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Mapping, Optional, Protocol, Tuple
 
 import grpc
 
-from online import http_handler as events_http
 from serving.config import PROMETHEUS_PATH
 from serving.core import ServingCore, filter_outputs
 from serving.errors import ServingError, deadline_exceeded, invalid_argument, not_found, unavailable
 from serving.json_codec import decode_inputs, encode_outputs, parse_predict_body
-from serving.limits import parse_json, read_body
+from serving.http_io import DeadlineReader
+from serving.limits import check_content_type, parse_json, read_body
 from serving.responses import metadata_json, metadata_response, status_json, status_response
 
 _LOG = logging.getLogger(__name__)
@@ -39,10 +42,6 @@ _TARGET = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P
 _PREDICT = re.compile(_TARGET + r":(?P<method>predict|classify|regress)$", re.IGNORECASE)
 _STATUS = re.compile(_TARGET + r"(?P<metadata>/metadata)?$", re.IGNORECASE)
 _MAX_VERSION = 2 ** 63 - 1
-EVENTS_DISABLED = (f"POST {events_http.ROUTE} is not enabled: this server was started without an events "
-                   "log; start it with `recsys serve --events-log DIR` (ServerConfig.events_log_dir)")
-
-
 def _target(match: "re.Match[str]") -> Tuple[str, Optional[int], Optional[str]]:
     version = match.group("version")
     if version is not None and int(version) > _MAX_VERSION:
@@ -50,55 +49,39 @@ def _target(match: "re.Match[str]") -> Tuple[str, Optional[int], Optional[str]]:
     return match.group("name"), (int(version) if version is not None else None), match.group("label")
 
 
-class _EventsRoute:
-    """``POST /v1/events`` over the event log in ``directory``: ``online.http_handler`` does the
-    validation, the durable append and the reply; this only keeps the log open while requests
-    use it, so that ``close`` never releases it under an append in progress.
-    """
+class RestRoute(Protocol):
+    """An extra POST route: the body in, ``(HTTP status, JSON-compatible reply)`` out."""
 
-    def __init__(self, directory: str) -> None:
-        from online.event_log import EventLog
+    def handle(self, body: bytes) -> Tuple[int, Any]:
+        """Answer one request body."""
 
-        self._log = EventLog(directory)
-        self._handler = events_http.EventsHandler(self._log)
-        self._cond = threading.Condition()
-        self._active = 0
-        self._closed = False
-
-    def handle(self, body: bytes) -> Tuple[int, Dict[str, Any]]:
-        """The handler's (HTTP status, JSON reply) for one request body."""
-        with self._cond:
-            if self._closed:
-                return 503, {"error": "the server is shutting down and accepts no new events"}
-            self._active += 1
-        try:
-            return self._handler.handle(body)
-        finally:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Refuse new requests, wait for appends in progress, release the log."""
-        end = time.monotonic() + timeout_s
-        with self._cond:
-            self._closed = True
-            while self._active > 0:
-                left = end - time.monotonic()
-                if left <= 0:
-                    _LOG.warning("event log %s left open: %d appends still in progress",
-                                 self._log.directory, self._active)
-                    return
-                self._cond.wait(timeout=left)
-        self._log.close()
+    def close(self) -> None:
+        """Release what the route holds (called once, when the server stops)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "recsys-model-server"
-    timeout = 30  # idle keep-alive connections are closed after this many seconds
     core: ServingCore  # set on the subclass built by RestFrontend
-    events: Optional[_EventsRoute] = None  # set when the server has an events log
+    routes: Mapping[str, RestRoute] = {}  # extra POST routes, set likewise
+    rfile: DeadlineReader
+
+    def setup(self) -> None:
+        limits = self.core.config.limits
+        self.timeout = limits.idle_timeout_s  # StreamRequestHandler applies it to the socket
+        super().setup()
+        plain = self.rfile
+        self.rfile = DeadlineReader(self.connection, limits.idle_timeout_s)
+        plain.close()
+
+    def handle_one_request(self) -> None:
+        self.rfile.arm(self.core.config.limits.header_timeout_s)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # the request line and headers are in
+        self.rfile.disarm()
+        return parsed
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
         _LOG.debug("%s %s", self.address_string(), format % args)
@@ -177,12 +160,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         match = _PREDICT.match(path)
         limits = self.core.config.limits
         try:
+            check_content_type(self.headers.get("Content-Type"))
             body = read_body(self.rfile, self.headers, limits.max_body_bytes)
         except ServingError:
             self.close_connection = True  # the unread body makes the stream unusable
             raise
-        if path == events_http.ROUTE:
-            self._post_events(body)
+        route = self.routes.get(path)
+        if route is not None:
+            if self.core.draining:
+                raise unavailable("the server is shutting down and accepts no new requests")
+            status, reply = route.handle(body)
+            self._reply(status, reply)
             return
         if match is None:
             raise not_found(f"Malformed request: POST {path[:200]}")
@@ -206,14 +194,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except concurrent.futures.CancelledError:
             raise deadline_exceeded("request was cancelled") from None
         self._reply(200, encode_outputs(filter_outputs(pending, outputs), fmt))
-
-    def _post_events(self, body: bytes) -> None:
-        if self.events is None:
-            raise not_found(EVENTS_DISABLED)
-        if self.core.draining:
-            raise unavailable("the server is shutting down and accepts no new requests")
-        status, reply = self.events.handle(body)
-        self._reply(status, reply)
 
     def _timeout_s(self) -> float:
         limit_ms = self.core.config.rest_api_timeout_ms
@@ -255,23 +235,20 @@ class RestFrontend:
     """The REST server in a background thread.
 
     Args:
-        core: the serving core; when ``core.config.events_log_dir`` is set, its event log is
-            opened here (once) for ``POST /v1/events`` and released by ``stop``.
+        core: the serving core.
         host: interface to bind.
         port: port to bind (0: any free port).
         max_connections: concurrent connections accepted (more are closed at once).
+        routes: extra POST routes, path -> route (their owner closes them).
+
+    Raises:
+        OSError: the port cannot be bound.
     """
 
-    def __init__(self, core: ServingCore, host: str, port: int, max_connections: int = 256) -> None:
-        events_dir = core.config.events_log_dir
-        self._events = _EventsRoute(events_dir) if events_dir else None
-        handler = type("Handler", (_Handler,), {"core": core, "events": self._events})
-        try:
-            self._server = _Server((host, port), handler, max_connections)
-        except BaseException:
-            if self._events is not None:
-                self._events.close()
-            raise
+    def __init__(self, core: ServingCore, host: str, port: int, max_connections: int = 256,
+                 routes: Optional[Mapping[str, RestRoute]] = None) -> None:
+        handler = type("Handler", (_Handler,), {"core": core, "routes": dict(routes or {})})
+        self._server = _Server((host, port), handler, max_connections)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="rest-frontend", daemon=True)
@@ -287,5 +264,3 @@ class RestFrontend:
             self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
-        if self._events is not None:
-            self._events.close()

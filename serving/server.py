@@ -1,10 +1,13 @@
 """``ModelServer``: the whole server in one object, to start and stop in-process.
 
 ``start()`` loads what is on disk (blocking, like ``tensorflow_model_server``), binds the gRPC
-and REST ports and returns them; ``stop(grace_s)`` drains (readiness false, new requests
+and REST ports and returns them (``BindError`` when a port is taken); ``stop(grace_s)`` drains (readiness false, new requests
 refused, in-flight ones finish) and shuts everything down.  ``install_signal_handlers`` makes
-SIGTERM/SIGINT start that drain; ``wait`` blocks until the server has stopped.  Tests,
-benchmarks and the CLI all use this class.
+SIGTERM/SIGINT start that drain; ``wait`` blocks until the server has stopped.  Extra REST
+routes (``extra_routes``) are mounted on the REST front end and closed when the server stops;
+this is how a higher layer (the events route) joins the server without the server knowing it.
+``make_pool`` builds the model workers for a worker mode.  Tests, benchmarks and the CLI all
+use this class.
 """
 
 from __future__ import annotations
@@ -14,18 +17,19 @@ import logging
 import signal
 import threading
 import time
-from typing import Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
-from serving.config import ServerConfig
+from serving.config import ServerConfig, ServingConfigError
 from serving.core import ServingCore
 from serving.grpc_service import GrpcFrontend
 from serving.metrics import ServingMetrics
-from serving.rest_service import RestFrontend
+from serving.rest_service import RestFrontend, RestRoute
 from serving.scheduler import Scheduler
 from serving.signatures import SignatureSpec
 from serving.version_manager import VersionManager
 from serving.warmup import replay_warmup_requests
-from serving.workers import WorkerPool, make_pool
+from serving.process_workers import ProcessWorkerPool
+from serving.workers import ThreadWorkerPool, WorkerPool, limit_tf_threads, tf_thread_env
 
 _LOG = logging.getLogger(__name__)
 
@@ -38,16 +42,52 @@ class BoundPorts:
     rest: Optional[int]
 
 
+class BindError(OSError):
+    """A front end cannot bind its port (in use, or not an address of this machine)."""
+
+
+def make_pool(mode: str, num_workers: int, load_timeout_s: float = 300.0,
+              intra_op: int = 0, inter_op: int = 0) -> WorkerPool:
+    """Build the pool for a worker mode.
+
+    Args:
+        mode: 'thread' or 'process'.
+        num_workers: number of workers.
+        load_timeout_s: how long loading one version may take (process mode).
+        intra_op: TensorFlow intra-op threads per runtime (0: default).
+        inter_op: TensorFlow inter-op threads per runtime (0: default).
+
+    Returns:
+        The started pool.
+    """
+    if mode == "process":
+        return ProcessWorkerPool(num_workers, env=tf_thread_env(intra_op, inter_op),
+                                 load_timeout_s=load_timeout_s)
+    if mode != "thread":
+        raise ValueError(f"unknown worker mode {mode!r}")
+    limit_tf_threads(intra_op, inter_op)
+    return ThreadWorkerPool(num_workers)
+
+
 class ModelServer:
     """TF Serving's API on the project's scheduler.
 
     Args:
         config: the server settings.
         pool: model workers to use instead of building them from ``config`` (tests).
+        extra_routes: extra REST POST routes, path -> route; the server closes them on stop.
+
+    Raises:
+        ServingConfigError: extra routes without the REST front end.
     """
 
-    def __init__(self, config: ServerConfig, pool: Optional[WorkerPool] = None) -> None:
+    def __init__(self, config: ServerConfig, pool: Optional[WorkerPool] = None,
+                 extra_routes: Optional[Mapping[str, RestRoute]] = None) -> None:
+        if extra_routes and config.rest_port is None:
+            raise ServingConfigError(f"REST routes {sorted(extra_routes)} need the REST front end: "
+                                     "set rest_port")
         self.config = config
+        self._routes: Mapping[str, Any] = dict(extra_routes or {})
         self.metrics = ServingMetrics()
         self._pool = pool
         self._grpc: Optional[GrpcFrontend] = None
@@ -84,10 +124,19 @@ class ModelServer:
             self.versions.start()
             self._grpc = GrpcFrontend(self.core, config.host, config.grpc_port,
                                       config.limits.max_body_bytes)
-            grpc_port = self._grpc.start()
+            try:
+                grpc_port = self._grpc.start()
+            except (OSError, RuntimeError) as err:  # grpc reports a taken port as RuntimeError
+                raise BindError(f"cannot bind the gRPC port {config.host}:{config.grpc_port}: "
+                                f"{err}") from None
             rest_port = None
             if config.rest_port is not None:
-                self._rest = RestFrontend(self.core, config.host, config.rest_port)
+                try:
+                    self._rest = RestFrontend(self.core, config.host, config.rest_port,
+                                              routes=self._routes)
+                except OSError as err:
+                    raise BindError(f"cannot bind the REST port {config.host}:{config.rest_port}: "
+                                    f"{err.strerror or err}") from None
                 rest_port = self._rest.start()
         except BaseException:
             self._shutdown(0.0)
@@ -136,6 +185,12 @@ class ModelServer:
             self._grpc.stop(grace_s)
         if self._rest is not None:
             self._rest.stop()
+        for path, route in self._routes.items():
+            try:
+                route.close()
+            except Exception:  # one route's failure must not keep the rest open: logged
+                _LOG.exception("closing REST route %s failed", path)
+        self._routes = {}
         if self.versions is not None:
             self.versions.stop()
         if self._scheduler is not None:

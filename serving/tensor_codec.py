@@ -91,7 +91,9 @@ def proto_shape(proto: tensor_pb2.TensorProto, name: str, max_elements: int) -> 
         raise invalid_argument(f"input '{name}' has a negative dimension in shape {list(shape)}")
     count = 1
     for d in shape:
-        count *= d
+        # a zero dim makes the tensor empty, but the other dims still size the array that
+        # would be built (shape [0, 2**62] cannot exist): each must fit the limit too
+        count *= max(d, 1)
         if count > max_elements:
             raise resource_exhausted(
                 f"input '{name}' has more than {max_elements} elements (shape {list(shape)})")

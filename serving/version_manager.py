@@ -5,8 +5,13 @@ its policy wants (newest first), replays their warmup requests, and only then ma
 visible: requests resolve a version under a lock, so the swap is atomic.  A request pins its
 version (``acquire`` -> ``ServableHandle``) until it is answered; a version leaving the policy
 is unloaded only once another wanted version is available and its last request has finished.
-A version that fails to load is reported (status END with the error, a log line, a metric)
-and skipped until its files change; the current version keeps serving.
+A new version is loaded only once its files are stable: the fingerprint of every file
+(``serving.version_scan``) must be the same on two polls in a row, so a version whose data
+files are still being written is not loaded yet.  A version that fails to load is reported
+(status END with the error, a log line, a metric) and retried once any of its files changes;
+the current version keeps serving.  A version with an entry resolving outside the base path
+is refused (END, FAILED_PRECONDITION) and never loaded.  The records of versions that are gone
+from disk and no longer loaded are dropped, so the manager holds nothing per past version.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from serving.config import ModelConfig
 from serving.errors import ServingError, invalid_argument, not_found
 from serving.metrics import ServingMetrics
-from serving.signatures import LoadError, SignatureSpec, check_contract, read_signature_defs, servable_specs
-from serving.versions import aspired_versions, fingerprint, inside, list_versions
+from serving.signatures import (LoadError, SignatureSpec, check_contract, read_signature_defs,
+                                servable_specs)
+from serving.version_scan import Fingerprint, VersionScanner, aspired_versions, inside
 from serving.workers import WorkerPool
 
 _LOG = logging.getLogger(__name__)
@@ -44,7 +50,7 @@ class VersionRecord:
     defs: Dict[str, meta_graph_pb2.SignatureDef] = dataclasses.field(default_factory=dict)
     specs: Dict[str, SignatureSpec] = dataclasses.field(default_factory=dict)
     refs: int = 0
-    fingerprint: Tuple = ()
+    fingerprint: Fingerprint = ()
 
 
 class ServableHandle:
@@ -90,6 +96,9 @@ class VersionManager:
         self._warmup = warmup
         self._cond = threading.Condition()
         self._records: Dict[str, Dict[int, VersionRecord]] = {m.name: {} for m in models}
+        self._scanners = {m.name: VersionScanner(m.base_path) for m in models}
+        # fingerprints seen on the last poll of versions waiting for their files to settle
+        self._settling: Dict[str, Dict[int, Fingerprint]] = {m.name: {} for m in models}
         self._labels: Dict[str, Dict[str, int]] = {m.name: m.labels for m in models}
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -98,8 +107,14 @@ class VersionManager:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Load what is on disk now (blocking), then keep polling in the background."""
+        """Load what is on disk now (blocking), then keep polling in the background.
+
+        New versions need the same fingerprint on two polls, so a second poll follows the
+        first after a short settling pause when any version is waiting.
+        """
         self.poll_once()
+        if any(self._settling.values()) and not self._stop.wait(min(self._interval, 0.5)):
+            self.poll_once()
         self._thread = threading.Thread(target=self._loop, name="version-manager", daemon=True)
         self._thread.start()
 
@@ -131,22 +146,49 @@ class VersionManager:
                 self._reconcile(config)
 
     def _reconcile(self, config: ModelConfig) -> None:
-        on_disk = list_versions(config.base_path)
+        scanner = self._scanners[config.name]
+        scanner.forget_missing()
+        on_disk = scanner.list_versions()
         records = self._records[config.name]
+        settling = self._settling[config.name]
+        for version in [v for v in settling if v not in on_disk]:
+            del settling[version]
+        with self._cond:
+            for version in [v for v, r in records.items()
+                            if v not in on_disk and r.state == END and r.refs == 0]:
+                del records[version]  # gone from disk and released: nothing kept per version
         candidates = []
+        fingerprints: Dict[int, Fingerprint] = {}
         for version, path in on_disk.items():
             record = records.get(version)
-            if record is not None and record.state == END and record.error_code != grpc.StatusCode.OK \
-                    and record.fingerprint == fingerprint(path):
+            if record is not None and record.state != END:
+                candidates.append(version)  # loading, serving or leaving: nothing to check
+                continue
+            files = scanner.scan(path)
+            if files.outside:
+                settling.pop(version, None)
+                self._refuse(config.name, version, path, files.fingerprint,
+                             f"{files.outside[0]} resolves outside the base path "
+                             f"{config.base_path}; the version is not served")
+                continue
+            if record is not None and record.error_code != grpc.StatusCode.OK \
+                    and record.fingerprint == files.fingerprint:
                 continue  # failed before and unchanged since
+            loaded_before = record is not None and record.error_code == grpc.StatusCode.OK \
+                and record.fingerprint == files.fingerprint
+            if not loaded_before and settling.get(version) != files.fingerprint:
+                settling[version] = files.fingerprint  # new or still changing: wait a poll
+                continue
+            settling.pop(version, None)
+            fingerprints[version] = files.fingerprint
             candidates.append(version)
         wanted = aspired_versions(config.version_policy, candidates)
         for version in sorted(wanted, reverse=True):
             record = records.get(version)
-            if record is None or record.state == END:
+            if (record is None or record.state == END) and version in fingerprints:
                 if self._stop.is_set():
                     return
-                self._load(config, version, on_disk[version])
+                self._load(config, version, on_disk[version], fingerprints[version])
         with self._cond:
             available = {v for v, r in records.items() if r.state == AVAILABLE}
             if not available & wanted:
@@ -162,9 +204,26 @@ class VersionManager:
             self._unloaders = [t for t in self._unloaders if t.is_alive()] + [thread]
             thread.start()
 
-    def _load(self, config: ModelConfig, version: int, path: str) -> None:
+    def _refuse(self, model: str, version: int, path: str, fingerprint: Fingerprint,
+                message: str) -> None:
+        """Record a version that must not be loaded (END, FAILED_PRECONDITION); logged once."""
+        with self._cond:
+            record = self._records[model].get(version)
+            if record is not None and record.error_message == message \
+                    and record.fingerprint == fingerprint:
+                return
+            if record is not None and record.state != END:
+                return  # loaded before its files changed: the unload path handles it
+            self._records[model][version] = VersionRecord(
+                version=version, path=path, state=END,
+                error_code=grpc.StatusCode.FAILED_PRECONDITION, error_message=message,
+                fingerprint=fingerprint)
+        self._metrics.load_failures.inc(model)
+
+    def _load(self, config: ModelConfig, version: int, path: str,
+              fingerprint: Fingerprint) -> None:
         record = VersionRecord(version=version, path=path, state=LOADING,
-                               fingerprint=fingerprint(path))
+                               fingerprint=fingerprint)
         with self._cond:
             self._records[config.name][version] = record
         servable = (config.name, version)

@@ -39,17 +39,19 @@ def read_warmup_requests(saved_model_dir: str, max_records: int = MAX_WARMUP_REC
         LoadError: the file is corrupt, has too many records, or holds a non-Predict log.
     """
     import tensorflow as tf
+    # the plain record reader, not tf.data: no eager dataset state is left behind per version
+    from tensorflow.python.lib.io import tf_record
 
     path = warmup_path(saved_model_dir)
     if not os.path.exists(path):
         return []
     requests = []
     try:
-        for record in tf.data.TFRecordDataset(path):
+        for record in tf_record.tf_record_iterator(path):
             if len(requests) >= max_records:
                 raise LoadError(f"{path} has more than {max_records} warmup records")
             log = prediction_log_pb2.PredictionLog()
-            log.ParseFromString(record.numpy())
+            log.ParseFromString(record)
             if log.WhichOneof("log_type") != "predict_log":
                 raise LoadError(f"{path}: only predict_log warmup records are supported, "
                                 f"got {log.WhichOneof('log_type')}")

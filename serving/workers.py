@@ -3,14 +3,17 @@
 A ``WorkerPool`` owns N workers; the scheduler picks the worker (least outstanding work) and
 calls ``run(worker, servable, signature, inputs)``, which returns a future of the outputs.
 ``ThreadWorkerPool`` shares one loaded SavedModel between N threads (TensorFlow releases the
-GIL while ops run); ``serving.process_workers.ProcessWorkerPool`` gives each worker its own
-process and its own copy of every loaded version.  The benchmark measures both.
+GIL while ops run) and frees an unloaded version's memory at once (``release_memory``);
+``serving.process_workers.ProcessWorkerPool`` runs versions in worker processes.
+``serving.server.make_pool`` picks one; the benchmark measures both.
 """
 
 from __future__ import annotations
 
 import abc
 import concurrent.futures
+import ctypes
+import gc
 import logging
 import queue
 import threading
@@ -146,7 +149,10 @@ class ThreadWorkerPool(WorkerPool):
 
     def unload(self, servable: ServableId) -> None:
         with self._lock:
-            self._models.pop(servable, None)
+            runner = self._models.pop(servable, None)
+        if runner is not None:
+            del runner
+            release_memory()
 
     def run(self, worker: int, servable: ServableId, signature: str,
             inputs: Mapping[str, np.ndarray]) -> "concurrent.futures.Future[Dict[str, np.ndarray]]":
@@ -161,6 +167,23 @@ class ThreadWorkerPool(WorkerPool):
             thread.join(timeout=5.0)
         with self._lock:
             self._models.clear()
+
+
+def release_memory() -> None:
+    """Free what unloaded models left behind in this process.
+
+    A loaded SavedModel is a web of reference cycles (trackables, functions, their graphs)
+    that only a full collection frees; in a process with TensorFlow's many long-lived objects
+    Python's generational collector runs one rarely, so without this every hot reload would
+    add a whole model to the heap.  ``malloc_trim`` then hands freed heap pages back to the
+    system (glibc only; elsewhere a no-op).
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError) as err:  # not glibc: the collection alone has to do
+        _LOG.debug("malloc_trim unavailable: %s", err)
 
 
 def tf_thread_env(intra_op: int, inter_op: int) -> Tuple[Tuple[str, str], ...]:
@@ -192,28 +215,3 @@ def limit_tf_threads(intra_op: int, inter_op: int) -> bool:
         _LOG.warning("TensorFlow thread limits not applied (the runtime already started): %s", err)
         return False
     return True
-
-
-def make_pool(mode: str, num_workers: int, load_timeout_s: float = 300.0,
-              intra_op: int = 0, inter_op: int = 0) -> WorkerPool:
-    """Build the pool for a worker mode.
-
-    Args:
-        mode: 'thread' or 'process'.
-        num_workers: number of workers.
-        load_timeout_s: how long loading one version may take (process mode).
-        intra_op: TensorFlow intra-op threads per runtime (0: default).
-        inter_op: TensorFlow inter-op threads per runtime (0: default).
-
-    Returns:
-        The started pool.
-    """
-    if mode == "process":
-        from serving.process_workers import ProcessWorkerPool
-
-        return ProcessWorkerPool(num_workers, env=tf_thread_env(intra_op, inter_op),
-                                 load_timeout_s=load_timeout_s)
-    if mode != "thread":
-        raise ValueError(f"unknown worker mode {mode!r}")
-    limit_tf_threads(intra_op, inter_op)
-    return ThreadWorkerPool(num_workers)

@@ -49,13 +49,14 @@ def make_config(base_path: str, **overrides: Any) -> ServerConfig:
 
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., Any]]:
-    """Start ModelServers (stopped at teardown): ``start_server(config) -> server``."""
+    """Start ModelServers (stopped at teardown): ``start_server(config, **kwargs) -> server``
+    (keyword arguments go to ``ModelServer``, e.g. ``extra_routes``)."""
     from serving.server import ModelServer
 
     servers = []
 
-    def _start(config: ServerConfig) -> ModelServer:
-        server = ModelServer(config)
+    def _start(config: ServerConfig, **kwargs: Any) -> ModelServer:
+        server = ModelServer(config, **kwargs)
         servers.append(server)
         server.start()
         return server

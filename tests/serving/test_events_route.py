@@ -1,4 +1,8 @@
-"""`POST /v1/events` on the model server: a real server on loopback, the event log on disk."""
+"""`POST /v1/events` on the model server: a real server on loopback, the event log on disk.
+
+The route is built by ``online.events_route`` and mounted as an extra REST route; the server
+package itself imports nothing from ``online``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ import pytest
 
 from core import features as F
 from online.event_log import LogReader
+from online.events_route import events_routes, routes_from_args
 from online.http_handler import ROUTE
-from serving.cli import build_config, register
-from serving.config import ServerConfig, ServingConfigError
+from serving.cli import EXIT_CONFIG, EXIT_ROUTES, main, register
+from serving.config import ServingConfigError
+from serving.server import ModelServer
 from tests.serving.conftest import MODEL, http, make_config
 
 
@@ -28,7 +34,7 @@ def _stored(log_dir):
 @pytest.fixture
 def events_server(base_path, start_server, tmp_path):
     log_dir = str(tmp_path / "events")
-    server = start_server(make_config(base_path, events_log_dir=log_dir))
+    server = start_server(make_config(base_path), extra_routes=events_routes(log_dir))
     return server, server.ports.rest, log_dir
 
 
@@ -67,7 +73,7 @@ def test_an_invalid_event_refuses_the_whole_request(events_server, bad, field) -
 
 
 def test_without_an_events_log_the_route_is_404_with_the_reason(base_path, start_server) -> None:
-    server = start_server(make_config(base_path))
+    server = start_server(make_config(base_path), extra_routes=events_routes(None))
     port = server.ports.rest
     status, reply = http(port, "POST", ROUTE, {"events": [_event("a")]})
     assert status == 404
@@ -76,20 +82,32 @@ def test_without_an_events_log_the_route_is_404_with_the_reason(base_path, start
     assert http(port, "GET", "/healthz") == (200, {"status": "alive"})
 
 
-def test_a_draining_server_refuses_events(events_server, start_server) -> None:
-    _, port, log_dir = events_server
-    server = start_server.__self__ if hasattr(start_server, "__self__") else None
-    del server  # the fixture's server is reached through its port only
-    status, _ = http(port, "POST", ROUTE, {"events": [_event("a")]})
-    assert status == 200
+def test_a_draining_server_refuses_events(events_server) -> None:
+    server, port, log_dir = events_server
+    assert http(port, "POST", ROUTE, {"events": [_event("a")]})[0] == 200
+    server.core.begin_drain()
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("b")]})
+    assert status == 503 and "shutting down" in reply["error"]
+    assert [e[0] for e in _stored(log_dir)] == ["a"], "nothing refused is stored"
 
 
-def test_events_log_dir_needs_the_rest_front_end(base_path, tmp_path) -> None:
-    with pytest.raises(ServingConfigError, match="events_log_dir"):
-        make_config(base_path, rest_port=None, events_log_dir=str(tmp_path))
-    with pytest.raises(ServingConfigError, match="events_log_dir"):
-        make_config(base_path, events_log_dir="")
-    assert ServerConfig.__dataclass_fields__["events_log_dir"].default is None
+def test_extra_routes_need_the_rest_front_end(base_path, tmp_path) -> None:
+    routes = events_routes(None)
+    with pytest.raises(ServingConfigError, match="REST"):
+        ModelServer(make_config(base_path, rest_port=None), extra_routes=routes)
+
+
+def test_the_server_package_does_not_import_online() -> None:
+    import pathlib
+
+    import serving
+
+    root = pathlib.Path(serving.__file__).parent
+    offenders = [p.name for p in root.glob("*.py")
+                 if any(line.startswith(("from online", "import online", "from pipeline",
+                                         "import pipeline", "from components"))
+                        for line in p.read_text().splitlines())]
+    assert offenders == []
 
 
 def _parse(argv):
@@ -100,11 +118,32 @@ def _parse(argv):
 
 def test_cli_events_log_option(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    config = build_config(_parse(["serve", "--model-base-path", str(tmp_path), "--events-log", "out/events"]))
-    assert config.events_log_dir == os.path.join(str(tmp_path), "out", "events")
-    assert build_config(_parse(["serve", "--model-base-path", str(tmp_path)])).events_log_dir is None
+    args = _parse(["serve", "--model-base-path", str(tmp_path), "--events-log", "out/events"])
+    routes = routes_from_args(args)
+    try:
+        assert list(routes) == [ROUTE]
+        assert os.path.isdir(os.path.join(str(tmp_path), "out", "events"))
+    finally:
+        for route in routes.values():
+            route.close()
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers(dest="command")
     register(subparsers)
     help_text = subparsers.choices["serve"].format_help()
     assert "--events-log DIR" in help_text and "/v1/events" in help_text
+
+
+def test_events_log_naming_a_file_is_one_line_and_its_own_exit_code(tmp_path, base_path,
+                                                                    capsys) -> None:
+    a_file = tmp_path / "events.txt"
+    a_file.write_text("not a directory")
+    code = main(["serve", "--model-base-path", base_path, "--grpc-port", "0", "--rest-port", "0",
+                 "--events-log", str(a_file)], extra_routes_factory=routes_from_args)
+    err = capsys.readouterr().err
+    assert code == EXIT_ROUTES
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(a_file) in err and "is a file, not a directory" in err
+    # without the factory (e.g. `python -m serving.cli`), the flag is refused as a setting
+    code = main(["serve", "--model-base-path", base_path, "--events-log", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_CONFIG and err.count("\n") == 1 and "--events-log" in err

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
 import numpy as np
 import pytest
-from tensorflow_serving.apis import (
-    classification_pb2,
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-    regression_pb2,
-)
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
 
-from core.features import SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES, SERVING_SIGNATURE
 from serving.config import BatchingConfig
 from serving.tensor_codec import to_ndarray, to_tensor_proto
 from tests.serving.conftest import MODEL, make_config
 from tests.serving.tiny_models import expected
+from core.features import (SERVING_INPUT_USER, SERVING_OUTPUT_ITEMS, SERVING_OUTPUT_SCORES,
+                              SERVING_SIGNATURE)
 
 
 @pytest.fixture
@@ -217,3 +214,39 @@ def test_oversized_messages_and_tensors_are_refused(stubs) -> None:
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert predict.Predict(_request(["u1"]), timeout=10).model_spec.version.value == 1
     assert server.metrics.errors.value("grpc") == 0
+
+
+@pytest.mark.parametrize("dtype", [types_pb2.DT_STRING, types_pb2.DT_FLOAT])
+def test_an_empty_tensor_with_an_absurd_dimension_is_refused(stubs, dtype) -> None:
+    server, predict, _ = stubs
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    proto = request.inputs[SERVING_INPUT_USER]
+    proto.dtype = dtype
+    proto.tensor_shape.dim.add(size=0)
+    proto.tensor_shape.dim.add(size=2 ** 62)
+    with pytest.raises(grpc.RpcError) as caught:
+        predict.Predict(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
+    assert "elements" in caught.value.details()
+    assert server.metrics.errors.value("grpc") == 0
+
+
+@pytest.mark.parametrize("method", ["/tensorflow.serving.PredictionService/Predict",
+                                    "/tensorflow.serving.PredictionService/GetModelMetadata",
+                                    "/tensorflow.serving.ModelService/GetModelStatus"])
+def test_unparseable_messages_are_invalid_argument_and_logged_once(stubs, caplog, method) -> None:
+    server, predict, _ = stubs
+    caplog.set_level(logging.WARNING)
+    with grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
+        call = channel.unary_unary(method)  # raw bytes in and out
+        for garbage in [b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x12" * 7] * 10:
+            with pytest.raises(grpc.RpcError) as caught:
+                call(garbage, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a valid" in caught.value.details()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and lines[0].startswith("1 unparseable"), lines
+    assert not any(r.exc_info for r in caplog.records), "no tracebacks"
+    assert server.metrics.errors.value("grpc") == 0
+    assert predict.Predict(_request(["u1"]), timeout=10).model_spec.version.value == 1

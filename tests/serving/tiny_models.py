@@ -29,7 +29,8 @@ def expected(user: str, version: int):
     return USER_ITEMS.get(user, POPULAR), [version + o for o in OFFSETS]
 
 
-def build_tiny_model(path: str, version: int, contract: bool = True) -> str:
+def build_tiny_model(path: str, version: int, contract: bool = True, payload_mb: int = 0,
+                     warmup: bool = False) -> str:
     """Save a tiny recommender at ``path`` (written to a temp dir, renamed last).
 
     Args:
@@ -37,6 +38,9 @@ def build_tiny_model(path: str, version: int, contract: bool = True) -> str:
         version: baked into the scores.
         contract: False builds a model whose default signature takes ``query`` instead of the
             user id (a wrong signature).
+        payload_mb: size of an extra float variable (added to the scores as 0), so that a
+            version weighs what a real one does in memory tests.
+        warmup: also write TF Serving warmup requests into ``assets.extra``.
 
     Returns:
         ``path``.
@@ -56,11 +60,12 @@ def build_tiny_model(path: str, version: int, contract: bool = True) -> str:
                                                     tf.range(len(users), dtype=tf.int64)),
                 default_value=len(users))
             self.version = tf.constant(float(version))
+            self.payload = tf.Variable(tf.zeros([max(1, payload_mb * 262144)], tf.float32))
 
         def _recommend(self, user_id):
             index = self.table.lookup(user_id)
             return {SERVING_OUTPUT_ITEMS: tf.gather(items, index),
-                    SERVING_OUTPUT_SCORES: tf.gather(scores, index)}
+                    SERVING_OUTPUT_SCORES: tf.gather(scores, index) + self.payload[0]}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def serve(self, user_id):
@@ -98,6 +103,10 @@ def build_tiny_model(path: str, version: int, contract: bool = True) -> str:
     temp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
     shutil.rmtree(temp, ignore_errors=True)
     tf.saved_model.save(module, temp, signatures=signatures)
+    if warmup:
+        from serving.warmup import write_warmup_requests
+
+        write_warmup_requests(temp, "rec", users)
     os.replace(temp, path)
     return path
 
