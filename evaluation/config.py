@@ -19,8 +19,10 @@ class EvaluationConfig:
     min_value: float = 0.0
     max_relative_drop: float = 0.05
     max_eval_users: int = 5000
-    # The model must reach this baseline's gate metric (fitted in the same run) times the margin.
-    gate_baseline: str = "popularity"  # popularity | ease | none
+    # The model must reach this baseline's gate metric (fitted in the same run) times the margin;
+    # "none" (the default until the learned ranker over several candidate sources is the served
+    # model) keeps only the floor and the change rule.
+    gate_baseline: str = "none"  # popularity | ease | none
     gate_baseline_margin: float = 1.0
 
     def __post_init__(self) -> None:
