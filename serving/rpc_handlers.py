@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from typing import Any, Callable, Optional
 
 import grpc
@@ -70,7 +71,10 @@ class Unparseable:
 def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
         try:
-            return parse(data)
+            with warnings.catch_warnings():
+                # the C++ parser only warns about trailing garbage; a request must parse cleanly
+                warnings.simplefilter("error", RuntimeWarning)
+                return parse(data)
         except (DecodeError, RuntimeWarning, ValueError) as err:
             return Unparseable(f"{type(err).__name__}: {err}")
     return deserialize
