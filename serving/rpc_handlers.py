@@ -75,7 +75,8 @@ def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
                 # the C++ parser only warns about trailing garbage; a request must parse cleanly
                 warnings.simplefilter("error", RuntimeWarning)
                 return parse(data)
-        except (DecodeError, RuntimeWarning, ValueError) as err:
+        except (DecodeError, RuntimeWarning, SystemError, ValueError) as err:  # SystemError: the
+            # C++ parser raising the warning it was told to treat as an error
             return Unparseable(f"{type(err).__name__}: {err}")
     return deserialize
 
