@@ -94,11 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     board.set_defaults(func=_cmd_tensorboard)
 
     from online.cli import register as register_online
+    from online.events_route import routes_from_args
     from pipeline.data.cli import register as register_data
     from serving.cli import register as register_serve
 
     register_data(commands)
-    register_serve(commands)
+    register_serve(commands, extra_routes_factory=routes_from_args)  # --events-log: /v1/events
     register_online(commands)
     return parser
 

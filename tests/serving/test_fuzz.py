@@ -25,6 +25,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.tensor_codec import to_tensor_proto
 from tests.serving.conftest import MODEL, make_config
+from tests.serving.mutation import mutate
 from tests.serving.tiny_models import build_tiny_model, install
 from trainer.features import SERVING_INPUT_USER
 
@@ -156,24 +157,6 @@ MUTATION_CASES = 400
 MUTATION_SECONDS = 8.0  # each mutation loop stops early past this, on a slow machine
 
 
-def _mutate(rng: random.Random, data: bytes) -> bytes:
-    """One to four random edits: flip a bit, cut, insert random bytes, or duplicate a slice."""
-    out = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        kind = rng.randrange(4)
-        position = rng.randrange(len(out) + 1)
-        if kind == 0 and out:
-            index = rng.randrange(len(out))
-            out[index] ^= 1 << rng.randrange(8)
-        elif kind == 1:
-            del out[position:position + rng.randint(1, 8)]
-        elif kind == 2:
-            out[position:position] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 6)))
-        else:
-            out[position:position] = out[max(0, position - 8):position]
-    return bytes(out)
-
-
 def _bounded(cases: int):
     end = time.monotonic() + MUTATION_SECONDS
     for index in range(cases):
@@ -196,9 +179,9 @@ def test_mutated_rest_bodies_and_paths_never_5xx(fuzz_server) -> None:
         body = rng.choice(valid_bodies)
         path = rng.choice(valid_paths)
         if rng.random() < 0.7:
-            body = _mutate(rng, body)
+            body = mutate(rng, body)
         if rng.random() < 0.4:
-            path = "/" + _mutate(rng, path.encode()).decode("latin-1").lstrip("/")
+            path = "/" + mutate(rng, path.encode()).decode("latin-1").lstrip("/")
             path = "".join(c if 32 < ord(c) < 127 else f"%{ord(c):02X}" for c in path)
         status, payload = _post(server.ports.rest, path, body, {"Content-Type": "application/json"})
         statuses[status] += 1
@@ -222,7 +205,7 @@ def test_random_and_mutated_grpc_messages_never_internal_or_unknown(fuzz_server)
             if index % 4 == 0:
                 message = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
             else:
-                message = _mutate(rng, valid)
+                message = mutate(rng, valid)
             try:
                 call(message, timeout=10)
                 code = grpc.StatusCode.OK
