@@ -116,13 +116,15 @@ def print_curves(curves: Dict[str, List[Tuple[float, float, float]]], every: int
         parent, workers = curves["process"][index][1], curves["process"][index][2]
         print(f"{index + 1:>7} {thread:>14.0f} {parent:>15.0f} {workers:>16.0f}")
     for mode, curve in curves.items():
-        base = curve[4][1] + curve[4][2]  # after 5 reloads: pools and caches filled
-        last = curve[-1][1] + curve[-1][2]
-        peak = max(r + w for _, r, w in curve[5:])
+        totals = [r + w for _, r, w in curve][4:]  # from reload 5: pools and caches filled
+        xs = list(range(len(totals)))
+        mean_x, mean_y = sum(xs) / len(xs), sum(totals) / len(totals)
+        slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, totals))
+                 / sum((x - mean_x) ** 2 for x in xs))
         mean_s = sum(t for t, _, _ in curve) / len(curve)
-        print(f"{mode}: total RSS after reload 5 {base:.0f} MB, after reload {len(curve)} "
-              f"{last:.0f} MB (peak {peak:.0f}), {(last - base) / (len(curve) - 5):+.2f} MB "
-              f"per reload; mean time to serve a new version {mean_s:.2f}s")
+        print(f"{mode}: total RSS over reloads 5..{len(curve)}: min {min(totals):.0f} MB, max "
+              f"{max(totals):.0f} MB, least-squares slope {slope:+.2f} MB per reload; mean time "
+              f"to serve a new version {mean_s:.2f}s")
 
 
 def plot_curves(curves: Dict[str, List[Tuple[float, float, float]]], path: str) -> None:
