@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from typing import Any, Callable, Optional
 
 import grpc
@@ -70,8 +71,12 @@ class Unparseable:
 def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
         try:
-            return parse(data)
-        except (DecodeError, RuntimeWarning, ValueError) as err:
+            with warnings.catch_warnings():
+                # the C++ parser only warns about trailing garbage; a request must parse cleanly
+                warnings.simplefilter("error", RuntimeWarning)
+                return parse(data)
+        except (DecodeError, RuntimeWarning, SystemError, ValueError) as err:  # SystemError: the
+            # C++ parser raising the warning it was told to treat as an error
             return Unparseable(f"{type(err).__name__}: {err}")
     return deserialize
 

@@ -42,7 +42,7 @@ class SavedModelRunner:
         self._tf = tf
         try:
             self._model = tf.saved_model.load(path, tags=[SERVE_TAG])
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError,
+        except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, AttributeError,
                 tf.errors.OpError) as err:
             raise LoadError(f"TensorFlow cannot load {path}: {type(err).__name__}: {err}") from None
         self._signatures = dict(self._model.signatures)

@@ -1,11 +1,19 @@
 """Hundreds of generated malformed or oversized requests: each gets a clear error, the server
-never answers 500/INTERNAL, and it is still healthy and serving afterwards."""
+never answers 5xx (but 503 when unavailable) / INTERNAL / UNKNOWN, and it is still healthy
+and serving afterwards.
+
+Two kinds: hypothesis-generated structures (derandomized), and seeded mutation fuzzing of
+valid requests (bit flips, cuts, insertions of the REST body and path, of a serialized
+PredictRequest, and random bytes) sent raw, each loop bounded in count and time.
+"""
 
 from __future__ import annotations
 
 import collections
 import http.client
 import json
+import random
+import time
 
 import grpc
 import numpy as np
@@ -18,9 +26,10 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from core.features import SERVING_INPUT_USER
 from serving.tensor_codec import to_tensor_proto
 from tests.serving.conftest import MODEL, make_config
+from tests.serving.mutation import mutate
 from tests.serving.tiny_models import build_tiny_model, install
 
-REST_ERRORS = {400, 404, 411, 413, 415, 429, 501, 504}
+REST_ERRORS = {400, 404, 408, 411, 413, 415, 429, 501, 504}
 GRPC_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
                grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED}
 SEEN: "collections.Counter[object]" = collections.Counter()  # outcomes, checked at the end
@@ -142,6 +151,71 @@ def test_generated_grpc_requests_get_errors_never_internal(fuzz_server, inputs, 
     except grpc.RpcError as err:
         SEEN[("grpc", err.code())] += 1
         assert err.code() in GRPC_ERRORS, (err.code(), err.details())
+
+
+MUTATION_CASES = 400
+MUTATION_SECONDS = 8.0  # each mutation loop stops early past this, on a slow machine
+
+
+def _bounded(cases: int):
+    end = time.monotonic() + MUTATION_SECONDS
+    for index in range(cases):
+        if time.monotonic() > end:
+            return
+        yield index
+
+
+def test_mutated_rest_bodies_and_paths_never_5xx(fuzz_server) -> None:
+    server, _ = fuzz_server
+    rng = random.Random(13)
+    valid_bodies = [json.dumps(b).encode() for b in (
+        {"instances": ["u1", "u2"]}, {"inputs": {SERVING_INPUT_USER: ["u3"]}},
+        {"signature_name": "rank", "instances": [{SERVING_INPUT_USER: "u1", "item_ids": ["a", "b"],
+                                                  "boost": 1.5}]})]
+    valid_paths = [f"/v1/models/{MODEL}:predict", f"/v1/models/{MODEL}/versions/1:predict",
+                   f"/v1/models/{MODEL}/labels/stable:predict", f"/v1/models/{MODEL}/metadata"]
+    statuses: "collections.Counter[int]" = collections.Counter()
+    for _ in _bounded(MUTATION_CASES):
+        body = rng.choice(valid_bodies)
+        path = rng.choice(valid_paths)
+        if rng.random() < 0.7:
+            body = mutate(rng, body)
+        if rng.random() < 0.4:
+            path = "/" + mutate(rng, path.encode()).decode("latin-1").lstrip("/")
+            path = "".join(c if 32 < ord(c) < 127 else f"%{ord(c):02X}" for c in path)
+        status, payload = _post(server.ports.rest, path, body, {"Content-Type": "application/json"})
+        statuses[status] += 1
+        SEEN[("rest-mutated", status)] += 1
+        assert status < 500 or status == 503, (status, path, body[:100], payload[:200])
+        assert "error" in json.loads(payload) if status != 200 else True
+    assert statuses[200] and statuses[400], statuses  # both paths were really exercised
+
+
+def test_random_and_mutated_grpc_messages_never_internal_or_unknown(fuzz_server) -> None:
+    server, _ = fuzz_server
+    rng = random.Random(7)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    request.inputs[SERVING_INPUT_USER].CopyFrom(to_tensor_proto(np.array([b"u1", b"u2"], dtype=object)))
+    valid = request.SerializeToString()
+    codes: "collections.Counter[object]" = collections.Counter()
+    with grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
+        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")  # raw bytes
+        for index in _bounded(MUTATION_CASES):
+            if index % 4 == 0:
+                message = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+            else:
+                message = mutate(rng, valid)
+            try:
+                call(message, timeout=10)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as err:
+                code = err.code()
+                assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (
+                    code, err.details(), message[:80])
+            codes[code] += 1
+            SEEN[("grpc-mutated", code)] += 1
+    assert codes[grpc.StatusCode.OK] and codes[grpc.StatusCode.INVALID_ARGUMENT], codes
 
 
 def test_server_is_healthy_after_fuzzing(fuzz_server) -> None:

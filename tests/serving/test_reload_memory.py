@@ -37,7 +37,7 @@ def _reload_curve(server, built: str, base: str, measure) -> list:
         temp = os.path.join(base, f".tmp-{version}")
         shutil.copytree(built, temp)
         os.rename(temp, os.path.join(base, str(version)))
-        assert wait_for(lambda: _serving(port, version), timeout_s=60), f"version {version}"
+        assert wait_for(lambda v=version: _serving(port, v), timeout_s=60), f"version {version}"
         shutil.rmtree(os.path.join(base, str(version - 1)))
         status, body = http(port, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["u1"]})
         assert status == 200, body
