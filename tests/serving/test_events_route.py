@@ -108,3 +108,26 @@ def test_cli_events_log_option(tmp_path, monkeypatch) -> None:
     register(subparsers)
     help_text = subparsers.choices["serve"].format_help()
     assert "--events-log DIR" in help_text and "/v1/events" in help_text
+
+
+def test_a_damaged_event_log_leaves_predictions_served_and_events_refused_until_repaired(
+        base_path, start_server, tmp_path) -> None:
+    from online import log_format as fmt
+    from online import log_repair
+    from online.event_log import EventLog
+    from online.events import Event
+
+    log_dir = str(tmp_path / "events")
+    EventLog(log_dir).append([Event(f"e{i}", "u1", "i1", "rating", 4.0, 1_600_000_000) for i in range(3)], 1.0)
+    ((_, segment),) = fmt.list_segments(log_dir)
+    with open(segment, "r+b") as handle:  # damage inside the first record, valid records after it
+        handle.seek(fmt.HEADER.size + 4)
+        handle.write(b"#")
+    server = start_server(make_config(base_path, events_log_dir=log_dir))
+    port = server.ports.rest
+    assert http(port, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["u1"]})[0] == 200
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("new")]})
+    assert status == 503 and log_dir in reply["error"] and "recsys events check" in reply["error"]
+    log_repair.repair(log_dir)
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("new"), _event("e2")]})
+    assert status == 200 and [r["status"] for r in reply["results"]] == ["appended", "duplicate"]
