@@ -170,7 +170,8 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     else:
         base = artifacts.locate_base(_path(args, "metadata", "metadata.sqlite"))
         trained_dir, transform_dir = base.trained_dir, base.transform_dir
-        print(f"[learn] base: pushed version {base.pushed_version or '?'} (networks {trained_dir})")
+        served = f"compression variant '{base.variant}'" if base.variant else "the Trainer's networks"
+        print(f"[learn] base: pushed version {base.pushed_version or '?'}, served networks: {served} ({trained_dir})")
     paths = LearnerPaths(_path(args, "log", "events"), _path(args, "data", "data"),
                          _path(args, "serving_model_dir", "serving_model"), _path(args, "state", "online"),
                          trained_dir, transform_dir)
