@@ -1,21 +1,30 @@
-"""Finds the learner's base in ML Metadata: the Trainer model and Transform graph of the last push.
+"""Finds the learner's base in ML Metadata: the served networks and Transform graph of the last push.
 
 Lineage walked: the newest ``PushedModel`` marked pushed -> the Pusher execution that wrote it
 -> its input ``Model`` (the serving model that BuildServingModel built) -> the execution that
-built it -> its inputs of type ``Model`` (the Trainer's networks) and ``TransformGraph``.
-So the learner starts from exactly the networks behind the version being served.
+built it -> its ``TransformGraph`` input and the ``Model`` input it built the serving model from:
+the one under the input key ``model`` (`SERVED_INPUT_KEY`). In the default pipeline that is
+CompressModel's chosen variant (the artifact carries its ``compression_variant``); the Trainer's
+own networks, the key ``trained_model``, are copied beside the serving model for warm starts
+and are not what is served. Stores without input keys fall back to the producer: a lone
+``Model`` input, or the one that CompressModel produced. So the learner starts from exactly the
+networks behind the version being served.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List
+from typing import List, Optional, Tuple
 
 MODEL_TYPE = "Model"
 PUSHED_MODEL_TYPE = "PushedModel"
 TRANSFORM_GRAPH_TYPE = "TransformGraph"
 SERVING_MODEL_DIR = "Format-Serving"  # tfx.utils.path_utils.serving_model_dir
+SERVED_INPUT_KEY = "model"  # BuildServingModel's input of the networks it serves
+TRAINER_INPUT_KEY = "trained_model"  # its optional input of the Trainer's networks
+COMPRESSOR = "CompressModel"
+VARIANT_PROPERTY = "compression_variant"
 
 
 class BaseNotFoundError(LookupError):
@@ -26,9 +35,10 @@ class BaseNotFoundError(LookupError):
 class BaseArtifacts:
     """The inputs of the learner's base."""
 
-    trained_dir: str
+    trained_dir: str  # the networks the pushed model serves (a compressed variant's, when compressed)
     transform_dir: str
     pushed_version: str
+    variant: str = ""  # the compression variant of `trained_dir` ("" when CompressModel did not run)
 
 
 def _store(metadata_path: str):
@@ -54,17 +64,46 @@ def _producer(store, artifact_id: int) -> int:
     return outputs[0].execution_id
 
 
-def _inputs_of_type(store, execution_id: int, type_name: str) -> List:
-    from ml_metadata import errors
+def _keyed_inputs_of_type(store, execution_id: int, type_name: str) -> List[Tuple[Optional[str], object]]:
+    """(input key or None when not recorded, artifact) of an execution's inputs of one type."""
     from ml_metadata.proto import metadata_store_pb2
 
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
-           if e.type == metadata_store_pb2.Event.INPUT]
+    from ml_metadata import errors
+
+    keys = {}
+    for event in store.get_events_by_execution_ids([execution_id]):
+        if event.type == metadata_store_pb2.Event.INPUT:
+            steps = [step.key for step in event.path.steps if step.HasField("key")]
+            keys[event.artifact_id] = steps[0] if steps else None
     try:
         wanted = store.get_artifact_type(type_name).id
     except errors.NotFoundError as err:
         raise BaseNotFoundError(f"the metadata store has no {type_name} artifacts") from err
-    return [a for a in store.get_artifacts_by_id(ids) if a.type_id == wanted]
+    return [(keys[a.id], a) for a in store.get_artifacts_by_id(list(keys)) if a.type_id == wanted]
+
+
+def _inputs_of_type(store, execution_id: int, type_name: str) -> List:
+    return [artifact for _, artifact in _keyed_inputs_of_type(store, execution_id, type_name)]
+
+
+def _producer_type(store, artifact_id: int) -> str:
+    (execution,) = store.get_executions_by_id([_producer(store, artifact_id)])
+    (execution_type,) = store.get_execution_types_by_id([execution.type_id])
+    return execution_type.name
+
+
+def _served_model(store, builder: int):
+    """The Model input the serving model was built from (see the module docstring)."""
+    keyed = _keyed_inputs_of_type(store, builder, MODEL_TYPE)
+    served = [a for key, a in keyed if key == SERVED_INPUT_KEY]
+    if not served and all(key is None for key, _ in keyed):  # a store without input keys
+        served = [a for _, a in keyed] if len(keyed) == 1 else \
+            [a for _, a in keyed if COMPRESSOR in _producer_type(store, a.id) or VARIANT_PROPERTY in a.custom_properties]
+    if len(served) != 1:
+        found = ", ".join(f"{key or '?'} (artifact {a.id})" for key, a in keyed) or "none"
+        raise BaseNotFoundError(f"execution {builder} (which built the pushed model) has no single Model input it "
+                                f"served: its Model inputs are {found}")
+    return served[0]
 
 
 def locate_base(metadata_path: str) -> BaseArtifacts:
@@ -86,10 +125,11 @@ def locate_base(metadata_path: str) -> BaseArtifacts:
     if len(serving_models) != 1:
         raise BaseNotFoundError(f"the push of artifact {newest.id} has {len(serving_models)} model inputs, expected 1")
     builder = _producer(store, serving_models[0].id)
-    trained = _inputs_of_type(store, builder, MODEL_TYPE)
+    served = _served_model(store, builder)
     graphs = _inputs_of_type(store, builder, TRANSFORM_GRAPH_TYPE)
-    if len(trained) != 1 or len(graphs) != 1:
-        raise BaseNotFoundError(f"execution {builder} (which built the pushed model) lacks one Model and one "
-                                f"TransformGraph input ({len(trained)}, {len(graphs)} found)")
+    if len(graphs) != 1:
+        raise BaseNotFoundError(f"execution {builder} (which built the pushed model) has {len(graphs)} "
+                                "TransformGraph inputs, expected 1")
     version = newest.custom_properties["pushed_version"].string_value if "pushed_version" in newest.custom_properties else ""
-    return BaseArtifacts(os.path.join(trained[0].uri, SERVING_MODEL_DIR), graphs[0].uri, version)
+    variant = served.custom_properties[VARIANT_PROPERTY].string_value if VARIANT_PROPERTY in served.custom_properties else ""
+    return BaseArtifacts(os.path.join(served.uri, SERVING_MODEL_DIR), graphs[0].uri, version, variant)

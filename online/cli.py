@@ -1,4 +1,4 @@
-"""Commands of online learning: `events add`, `events roll`, `learn`, `rollback --to VERSION`.
+"""Commands of online learning: `events add|roll|check|repair`, `learn`, `rollback --to VERSION`.
 
 `register(subparsers)` adds them to the `recsys` parser. Paths default to the layout of
 `recsys run --output DIR`: ``DIR/events`` (the event log), ``DIR/data`` (canonical spans),
@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -19,6 +18,8 @@ from typing import Any, List
 DEFAULT_OUTPUT = "output"
 EXIT_INVALID = 2
 EXIT_SUPERSEDED = 3
+EXIT_CONFLICT = 4  # events reuse stored event ids with other content (nothing stored)
+EXIT_DAMAGED = 5  # the event log is damaged (`recsys events check` / `repair`)
 
 
 def _path(args: argparse.Namespace, explicit: str, default_name: str) -> str:
@@ -28,21 +29,27 @@ def _path(args: argparse.Namespace, explicit: str, default_name: str) -> str:
 
 def _read_payload(path: str) -> Any:
     """JSON (an event, a list, or {"events": [...]}) or JSON lines; '-' reads stdin."""
+    from online.events import load_json
+
     if path == "-":
         text = sys.stdin.read()
     else:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        lines = [line for line in text.splitlines() if line.strip()]
+        return load_json(text)
+    except ValueError as whole:
+        lines = text.splitlines()
+        if sum(1 for line in lines if line.strip()) < 2:
+            raise ValueError(f"{path}: {whole}") from whole
         events = []
         for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {number} is not JSON ({err})") from err
+                events.append(load_json(line))
+            except ValueError as err:
+                raise ValueError(f"{path}: line {number}: {err}") from err
         return events
 
 
@@ -61,8 +68,9 @@ def _flag_event(args: argparse.Namespace) -> dict:
 
 def _cmd_events_add(args: argparse.Namespace) -> int:
     from online import config as online_config
-    from online.event_log import EventLog
+    from online.event_log import EventConflictError, EventLog
     from online.events import EventValidationError, parse_batch
+    from online.log_format import LogCorruptError
 
     cfg = online_config.load(args.config).log
     try:
@@ -77,7 +85,14 @@ def _cmd_events_add(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     log_dir = _path(args, "log", "events")
     with EventLog(log_dir, cfg) as log:
-        results = log.append(events, now)
+        try:
+            results = log.append(events, now)
+        except EventConflictError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_CONFLICT
+        except LogCorruptError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_DAMAGED
     for result in results:
         print(f"{result.event_id}\tseq {result.seq}\t{'duplicate' if result.duplicate else 'appended'}")
     appended = sum(not r.duplicate for r in results)
@@ -99,6 +114,46 @@ def _cmd_events_roll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_events_check(args: argparse.Namespace) -> int:
+    from online import log_repair
+
+    log_dir = _path(args, "log", "events")
+    try:
+        report = log_repair.check(log_dir)
+    except log_repair.RepairError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DAMAGED
+    for damage in report.damages:
+        print(f"damaged: {damage}")
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.damaged:
+        print(f"{log_dir}: {len(report.damages)} damaged region(s); events are refused until "
+              f"`recsys events repair --log {log_dir}` moves them aside", file=sys.stderr)
+        return EXIT_DAMAGED
+    print(f"{log_dir}: intact ({report.end_seq} sequence numbers)")
+    return 0
+
+
+def _cmd_events_repair(args: argparse.Namespace) -> int:
+    from online import log_repair
+
+    log_dir = _path(args, "log", "events")
+    try:
+        report = log_repair.repair(log_dir)
+    except log_repair.RepairError as err:
+        print(f"error: {err}; nothing was changed", file=sys.stderr)
+        return EXIT_DAMAGED
+    for damage in report.damages:
+        print(f"moved aside: {damage}")
+    if not report.damages:
+        print(f"{log_dir}: nothing to repair")
+    else:
+        print(f"{log_dir}: {len(report.damages)} damaged region(s) moved to "
+              f"{os.path.join(log_dir, log_repair.QUARANTINE_DIR)}; every intact record kept with its seq")
+    return 0
+
+
 def _cmd_learn(args: argparse.Namespace) -> int:
     from online import artifacts
     from online import config as online_config
@@ -115,7 +170,8 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     else:
         base = artifacts.locate_base(_path(args, "metadata", "metadata.sqlite"))
         trained_dir, transform_dir = base.trained_dir, base.transform_dir
-        print(f"[learn] base: pushed version {base.pushed_version or '?'} (networks {trained_dir})")
+        served = f"compression variant '{base.variant}'" if base.variant else "the Trainer's networks"
+        print(f"[learn] base: pushed version {base.pushed_version or '?'}, served networks: {served} ({trained_dir})")
     paths = LearnerPaths(_path(args, "log", "events"), _path(args, "data", "data"),
                          _path(args, "serving_model_dir", "serving_model"), _path(args, "state", "online"),
                          trained_dir, transform_dir)
@@ -155,7 +211,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Adds `events add`, `events roll`, `learn` and `rollback` to a `recsys` sub-parser set."""
-    events = subparsers.add_parser("events", help="interaction events: add to the log, roll into spans")
+    events = subparsers.add_parser("events", help="interaction events: add to the log, roll into spans, check, repair")
     actions = events.add_subparsers(dest="events_command", required=True)
     add = actions.add_parser("add", help="validate events and append them durably to the event log")
     _common(add)
@@ -174,6 +230,13 @@ def register(subparsers: Any) -> None:
     roll.add_argument("--data", help="canonical data folder (default: OUTPUT/data)")
     roll.add_argument("--force", action="store_true", help="roll even below the configured minimum of events")
     roll.set_defaults(func=_cmd_events_roll)
+    for name, func, text in (
+            ("check", _cmd_events_check, f"report damaged records of the event log (exit {EXIT_DAMAGED} when damaged)"),
+            ("repair", _cmd_events_repair, "move damaged records of the event log to its quarantine folder")):
+        sub = actions.add_parser(name, help=text)
+        sub.add_argument("--output", default=DEFAULT_OUTPUT, help="output folder of `recsys run` (default: %(default)s)")
+        sub.add_argument("--log", help="event log folder (default: OUTPUT/events)")
+        sub.set_defaults(func=func)
 
     learn = subparsers.add_parser("learn", help="run the online learner (tails the log, exports new versions)")
     _common(learn)

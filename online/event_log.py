@@ -3,14 +3,21 @@
 `EventLog` appends batches. `append` returns only after the records are written and fsync'ed,
 so a returned result is an acknowledgement: that event survives any crash. Each event id is
 stored once: an id already in the log (a client's retry, or a repeat inside one batch) is
-answered as a duplicate with the sequence number of the stored record.
+answered as a duplicate with the sequence number of the stored record. An id sent again with
+different content (`Event.content`, or another timestamp when the retry sets one) is a conflict: the whole batch is refused with
+`EventConflictError` and nothing of it is written. (The stored content is kept as a hash, so a
+different event whose content hashes alike, odds about 2^-64, would pass as a duplicate.)
 
 Several writers (the model server's events route, ``recsys events add``) may share one log:
 every append holds an exclusive ``flock`` on ``LOCK`` and first catches up with records the
 others appended. Catching up is also how a log is recovered when opened: records are checked
 (length + CRC framing, see `online.log_format`), a torn tail left by a writer that died in the
 middle of a write (never acknowledged) is truncated, and damage followed by valid records is
-reported as `LogCorruptError` instead of being cut away.
+reported as `LogCorruptError` instead of being cut away. A log found damaged (when opened or
+later) is not an error of the opener: the `EventLog` stays open in a *damaged* state (`damage`
+says where) and every `append` raises `LogCorruptError` naming the log and the commands that
+repair it (``recsys events check`` / ``repair``, `online.log_repair`), until the segment files
+change; then it reads the log again from the start and, repaired, takes appends again.
 
 `LogReader` tails a log without the lock (the span roller, the learner): it returns complete
 records in sequence order, stops before a tail that is still being written, and skips any
@@ -33,6 +40,37 @@ from online.events import Event
 
 _LOG = logging.getLogger(__name__)
 LOCK_FILE = "LOCK"
+
+
+class EventConflictError(ValueError):
+    """Events reuse stored (or batch-mate) event ids with different content; nothing was written.
+
+    Attributes:
+      conflicts: (index in the batch, event id, sequence number of the stored event) of each.
+    """
+
+    def __init__(self, conflicts: Sequence[Tuple[int, str, int]]) -> None:
+        self.conflicts = list(conflicts)
+        shown = "; ".join(f"event {i}: id {eid!r} is stored as seq {seq} with other content"
+                          for i, eid, seq in self.conflicts[:5])
+        more = f" (and {len(self.conflicts) - 5} more)" if len(self.conflicts) > 5 else ""
+        super().__init__(f"{len(self.conflicts)} event(s) conflict with stored events: {shown}{more}; "
+                         "nothing of the batch was stored")
+
+
+def damage_message(directory: str, detail: str) -> str:
+    """The one-line message of a damaged log: where, and the commands that repair it."""
+    return (f"the event log {directory} is damaged ({detail}); events are refused until it is repaired: "
+            f"run `recsys events check --log {directory}`, then `recsys events repair --log {directory}`")
+
+
+def _files_signature(directory: str) -> Tuple[Tuple[str, int, int], ...]:
+    """(path, size, mtime) of every segment: changes when a repair rewrites the log."""
+    out = []
+    for _, path in fmt.list_segments(directory):
+        stat = os.stat(path)
+        out.append((path, stat.st_size, stat.st_mtime_ns))
+    return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +130,22 @@ class _Cursor:
                 return
             self.segment, self.offset = self.segment + 1, 0
 
-    def accept(self, path: str, base: int, record: Tuple[int, int, Dict]) -> LoggedEvent:
-        """The event of one scanned record; moves the position past it."""
+    def accept(self, path: str, base: int, record: Tuple[int, int, Dict]) -> Optional[LoggedEvent]:
+        """The event of one scanned record (None for a gap record); moves the position past it."""
         start, end, payload = record
-        logged = _payload_event(payload, f"{path}@{base + start}")
+        where = f"{path}@{base + start}"
+        try:
+            gap_end = fmt.gap_end(payload)
+        except ValueError as err:
+            raise fmt.LogCorruptError(f"{where}: {err}") from err
+        if gap_end >= 0:
+            if payload.get("seq") != self.next_seq:
+                raise fmt.LogCorruptError(f"{where}: gap record at seq {payload.get('seq')}, expected {self.next_seq}")
+            self.next_seq, self.offset = gap_end, base + end
+            return None
+        logged = _payload_event(payload, where)
         if logged.seq != self.next_seq:
-            raise fmt.LogCorruptError(f"{path}@{base + start}: seq {logged.seq}, expected {self.next_seq}")
+            raise fmt.LogCorruptError(f"{where}: seq {logged.seq}, expected {self.next_seq}")
         self.next_seq += 1
         self.offset = base + end
         return logged
@@ -116,12 +164,18 @@ class EventLog:
         self.directory = directory
         self._config = config
         self._cursor = _Cursor(directory)
-        self._ids: Dict[str, int] = {}
+        # event id -> (seq, hash of Event.content(), timestamp) of the stored record
+        self._ids: Dict[str, Tuple[int, int, int]] = {}
         self._thread_lock = threading.Lock()
         self._lock_fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         self.truncated_bytes = 0
+        self.damage: Optional[str] = None
+        self._damaged_files: Tuple[Tuple[str, int, int], ...] = ()
         with self._exclusive():
-            self._catch_up()
+            try:
+                self._checked_catch_up()
+            except fmt.LogCorruptError:
+                pass  # open in the damaged state: `damage` says why, `append` refuses
 
     def close(self) -> None:
         """Releases the lock file descriptor."""
@@ -142,7 +196,8 @@ class EventLog:
 
     def seq_of(self, event_id: str) -> Optional[int]:
         """Sequence number of a stored event id, or None."""
-        return self._ids.get(event_id)
+        known = self._ids.get(event_id)
+        return None if known is None else known[0]
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -154,16 +209,38 @@ class EventLog:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def _checked_catch_up(self) -> None:
+        """`_catch_up`, entering or leaving the damaged state (lock held; see the module docstring).
+
+        Raises:
+          LogCorruptError: the log is damaged (its message names the repair commands).
+        """
+        if self.damage is not None:
+            if _files_signature(self.directory) == self._damaged_files:
+                raise fmt.LogCorruptError(self.damage)
+            self._cursor, self._ids, self.damage = _Cursor(self.directory), {}, None  # changed: read it again
+            _LOG.info("event log %s changed since it was found damaged: reading it again", self.directory)
+        try:
+            self._catch_up()
+        except fmt.LogCorruptError as err:
+            self.damage = damage_message(self.directory, str(err))
+            self._damaged_files = _files_signature(self.directory)
+            _LOG.error("%s", self.damage)
+            raise fmt.LogCorruptError(self.damage) from err
+
     def _catch_up(self) -> None:
         """Reads records appended since the last call; truncates a torn tail (lock held)."""
         cursor = self._cursor
         for path, base, result, is_last in cursor.chunks():
             for record in result.records:
                 logged = cursor.accept(path, base, record)
+                if logged is None:
+                    continue
                 if logged.event.event_id in self._ids:
                     _LOG.warning("%s: seq %d repeats event id %s; readers skip it", path, logged.seq, logged.event.event_id)
                 else:
-                    self._ids[logged.event.event_id] = logged.seq
+                    event = logged.event
+                    self._ids[event.event_id] = (logged.seq, hash(event.content()), event.timestamp)
             if result.tail == fmt.CORRUPT:
                 raise fmt.LogCorruptError(
                     f"{path}: damaged record at byte {base + result.valid_end} followed by valid records"
@@ -205,24 +282,31 @@ class EventLog:
 
         Raises:
           OSError: the write or fsync failed; none of these events is acknowledged.
-          LogCorruptError: the log is damaged.
+          EventConflictError: an event reuses a stored id with other content; nothing written.
+          LogCorruptError: the log is damaged; nothing written.
         """
         with self._exclusive():
-            self._catch_up()
+            self._checked_catch_up()
             results: List[AppendResult] = []
             chunks: List[bytes] = []
-            batch_ids: Dict[str, int] = {}
+            batch_ids: Dict[str, Tuple[int, int, int]] = {}
+            conflicts: List[Tuple[int, str, int]] = []
             next_seq = self._cursor.next_seq
-            for event in events:
+            for index, event in enumerate(events):
                 known = self._ids.get(event.event_id, batch_ids.get(event.event_id))
                 if known is not None:
-                    results.append(AppendResult(event.event_id, known, True))
+                    seq, content_hash, timestamp = known
+                    if content_hash != hash(event.content()) or (event.timestamp_given and event.timestamp != timestamp):
+                        conflicts.append((index, event.event_id, seq))
+                    results.append(AppendResult(event.event_id, seq, True))
                     continue
                 payload = {"seq": next_seq, "at": received_at, "event": event.to_record()}
                 chunks.append(fmt.encode_record(payload))
-                batch_ids[event.event_id] = next_seq
+                batch_ids[event.event_id] = (next_seq, hash(event.content()), event.timestamp)
                 results.append(AppendResult(event.event_id, next_seq, False))
                 next_seq += 1
+            if conflicts:
+                raise EventConflictError(conflicts)
             if chunks:
                 self._write(b"".join(chunks))
         return results
@@ -239,7 +323,7 @@ class EventLog:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._catch_up()
+        self._checked_catch_up()
 
 
 class LogReader:
@@ -276,6 +360,8 @@ class LogReader:
                 if max_records is not None and len(out) >= max_records:
                     return out
                 logged = cursor.accept(path, base, record)
+                if logged is None:
+                    continue
                 if logged.event.event_id in self._ids:
                     self.duplicates_skipped += 1
                     continue

@@ -16,14 +16,21 @@ An event says that a user interacted with an item. JSON fields (the raw feature 
   newest wins) and ``item_title``, ``item_genres``, ``item_year`` (they describe an item that
   is not yet in the catalog; catalog items keep their catalog features).
 
-`parse_batch` checks a whole batch and reports every problem with its event index and field;
+`parse_batch` checks a whole batch and reports every problem with its event index and field
+(the type of every field first, so no value of the wrong type reaches a comparison or a lookup);
 a batch with any bad event is refused as a whole, so a client never has to guess which of its
-events were stored.
+events were stored. `load_json` parses a request body or file with a bound on its nesting depth
+(checked before parsing, so deep nesting is a one-line error, never a recursion error).
+
+Two events with the same ``event_id`` are the same event when `Event.content` is equal (and
+their timestamps, when the retry sends one); otherwise the second one conflicts with the first
+(`online.event_log` refuses it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import uuid
@@ -47,6 +54,9 @@ _EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 512
 _MAX_YEAR = 3000
+_MAX_SHOWN_CHARS = 60
+MAX_JSON_DEPTH = 32  # an event batch needs 3 levels: {"events": [{...}]}
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 SideValue = Union[str, int]
 
@@ -62,6 +72,12 @@ class Event:
     rating: float
     timestamp: int
     side: Tuple[Tuple[str, SideValue], ...] = ()
+    # False when the receiving clock filled the timestamp in (a retry may then carry another).
+    timestamp_given: bool = dataclasses.field(default=True, compare=False)
+
+    def content(self) -> Tuple[Any, ...]:
+        """What a retry of this event must repeat: every field but the id and the timestamp."""
+        return (self.user_id, self.item_id, self.event_type, self.rating, tuple(sorted(self.side)))
 
     def user_side(self) -> Dict[str, SideValue]:
         """The user side features this event gives (a subset of `USER_SIDE`)."""
@@ -120,6 +136,33 @@ class EventValidationError(ValueError):
         super().__init__(f"{len(self.problems)} invalid event field(s): {shown}{more}")
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message: its repr, cut to one short line."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN_CHARS else text[: _MAX_SHOWN_CHARS - 3] + "..."
+
+
+def load_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parses JSON whose arrays and objects nest at most `max_depth` levels deep.
+
+    Raises:
+      ValueError: the text is not JSON, or nests deeper (found without recursion).
+    """
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"JSON nested more than {max_depth} levels deep (an event batch needs 3)")
+        elif token in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err})") from err
+
+
 def new_event_id() -> str:
     """A random event id, for events sent without one."""
     return f"ev-{uuid.uuid4().hex}"
@@ -148,7 +191,7 @@ def _text_problem(value: Any, limit: int) -> Optional[str]:
 
 def _int_problem(value: Any, low: int, high: int) -> Optional[str]:
     if not _is_int(value):
-        return f"must be an integer, got {value!r}"
+        return f"must be an integer, got {_shown(value)}"
     if not low <= value <= high:
         return f"must be between {low} and {high}, got {value}"
     return None
@@ -177,23 +220,24 @@ def _validate_one(raw: Any, index: int, now: float, max_future_s: int,
                 problems.append(Problem(index, name, message))
     event_id = raw.get(EVENT_ID)
     if event_id is not None and not (isinstance(event_id, str) and _EVENT_ID_RE.match(event_id)):
-        problems.append(Problem(index, EVENT_ID, f"must match {_EVENT_ID_RE.pattern}, got {event_id!r}"))
+        problems.append(Problem(index, EVENT_ID, f"must match {_EVENT_ID_RE.pattern}, got {_shown(event_id)}"))
     event_type = raw.get(EVENT_TYPE, RATING_TYPE)
-    if event_type not in EVENT_TYPES:
-        problems.append(Problem(index, EVENT_TYPE, f"must be one of {', '.join(EVENT_TYPES)}, got {event_type!r}"))
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        problems.append(Problem(index, EVENT_TYPE, f"must be one of {', '.join(EVENT_TYPES)}, got {_shown(event_type)}"))
     rating: Any = raw.get(F.RATING)
     if event_type == RATING_TYPE:
         if rating is None:
             problems.append(Problem(index, F.RATING, "is required for rating events"))
         elif not _is_number(rating):
-            problems.append(Problem(index, F.RATING, f"must be a finite number, got {rating!r}"))
+            problems.append(Problem(index, F.RATING, f"must be a finite number, got {_shown(rating)}"))
         elif not F.MIN_RATING <= float(rating) <= F.MAX_RATING:
             problems.append(Problem(index, F.RATING, f"must be between {F.MIN_RATING} and {F.MAX_RATING}, got {rating}"))
-    elif event_type in IMPLICIT_RATINGS:
+    elif isinstance(event_type, str) and event_type in IMPLICIT_RATINGS:
         if rating is not None:
             problems.append(Problem(index, F.RATING, f"must be left out for {event_type} events (stored as {IMPLICIT_RATINGS[event_type]})"))
         rating = IMPLICIT_RATINGS[event_type]
     timestamp = raw.get(F.TIMESTAMP)
+    timestamp_given = timestamp is not None
     if timestamp is None:
         timestamp = int(now)
     else:
@@ -213,7 +257,7 @@ def _validate_one(raw: Any, index: int, now: float, max_future_s: int,
     return Event(
         event_id=event_id if event_id is not None else id_factory(),
         user_id=raw[F.USER_ID], item_id=raw[F.ITEM_ID], event_type=event_type,
-        rating=float(rating), timestamp=int(timestamp), side=tuple(side),
+        rating=float(rating), timestamp=int(timestamp), side=tuple(side), timestamp_given=timestamp_given,
     ), []
 
 

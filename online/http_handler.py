@@ -6,24 +6,29 @@
   "status": "appended" | "duplicate"}, ...]}`` once every event is durably in the log (fsync);
   a retried event (same ``event_id``) is acknowledged again with its original ``seq``;
 * 400 ``{"error": "...", "problems": [{"index", "field", "message"}, ...]}`` for a body that is
-  not JSON or a batch with an invalid event (nothing of that batch is stored);
+  not JSON (or nests deeper than `online.events.MAX_JSON_DEPTH`) or a batch with an invalid
+  event: every field's type and range is checked, each problem names the event index and field
+  (nothing of that batch is stored);
+* 409 ``{"error": "...", "conflicts": [{"index", "event_id", "seq"}, ...]}`` when an event
+  reuses the ``event_id`` of a stored event (or of an earlier event of the batch) with other
+  content: nothing of that batch is stored (a retry with the same content is a duplicate, 200);
 * 413 for a body over the size limit;
 * 503 when the log cannot be written (nothing of that batch is acknowledged: retry it with the
-  same event ids); 500 when the log is damaged.
+  same event ids), and while the log is damaged: the error names the log and the commands that
+  repair it (``recsys events check`` / ``repair``); predictions are served meanwhile.
 
 Errors are in TF Serving's REST form (an ``error`` string), so clients handle them alike.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Callable, Dict, Tuple
 
 from online.config import EventLogConfig
-from online.event_log import EventLog
-from online.events import EventValidationError, parse_batch
+from online.event_log import EventConflictError, EventLog
+from online.events import EventValidationError, load_json, parse_batch
 from online.log_format import LogCorruptError
 
 ROUTE = "/v1/events"
@@ -52,8 +57,8 @@ class EventsHandler:
         if len(body) > self._config.max_body_bytes:
             return 413, {"error": f"request body of {len(body)} bytes exceeds the limit of {self._config.max_body_bytes}"}
         try:
-            payload = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            payload = load_json(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
             return 400, {"error": f"request body is not valid UTF-8 JSON: {err}"}
         now = self._clock()
         try:
@@ -66,9 +71,10 @@ class EventsHandler:
             _LOG.exception("event log %s: append failed", self._log.directory)
             return 503, {"error": f"the event log could not store the batch ({err}); nothing was acknowledged, "
                                   "retry with the same event_id values"}
-        except LogCorruptError as err:
-            _LOG.exception("event log %s is damaged", self._log.directory)
-            return 500, {"error": f"the event log is damaged: {err}"}
+        except EventConflictError as err:
+            return 409, {"error": str(err), "conflicts": [{"index": i, "event_id": e, "seq": q} for i, e, q in err.conflicts]}
+        except LogCorruptError as err:  # logged once by the log when it found the damage
+            return 503, {"error": str(err)}
         duplicates = sum(r.duplicate for r in results)
         return 200, {
             "acknowledged": len(results),

@@ -9,7 +9,15 @@ checkpoint (`online.checkpoint`) and publish a new version under the serving dir
 (`online.serving_module`, atomically, numbered as the Pusher numbers versions). A blocked
 update is undone (its weight changes; the table facts stay) and nothing is exported.
 
-Start: the base is the pipeline's trained networks and Transform graph plus the newest spans.
+Start: the base is the pipeline's served networks and Transform graph plus the newest spans.
+When those networks are a compressed variant (`online.artifacts`), the learner updates that
+variant's networks (e.g. the distilled student, not the Trainer's teacher). Int8 embedding
+tables are learned as float tables holding their dequantised values and rounded back to the
+int8 grid for each export (`online.networks.Int8Grid`); when the variant stores the catalog's
+candidate embeddings as int8 (`compression.json`), each export rounds them the same way. So a
+version computes what the re-quantised int8 model computes, but stores these tables as float32
+(an online version is larger on disk than the pipeline's int8 version). Weights a pruned
+variant had set to zero may become non-zero again as they learn.
 The learner resumes from its latest checkpoint when that was made from the same base and no
 foreign version was published since; otherwise it starts from the base and applies the events
 after the newest span's range (`online.span_roller.rolled_end_seq`). A rollback copy
@@ -29,14 +37,16 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from core import features as F
 from core import version_dirs
 from online import base_data, checkpoint, guard, networks, online_tables, optimizer, profiles, rollback, span_roller
 from online.config import LearnerConfig
 from online.event_log import LogReader
 from online.serving_module import OnlineServingModel, embed_users, request_vocabularies
-from trainer import export, inputs, tables
 from trainer.config import TrainerConfig
+from trainer import export, inputs, tables
+from core import features as F
+from compression import int8
+from compression.serving_variants import read_marker
 from trainer.serving_model import ServingOptions
 
 
@@ -92,10 +102,17 @@ class OnlineLearner:
         self.layer = tft_output.transform_features_layer()
         vocab = inputs.vocabularies(tft_output)
         trained = export.load_trained(paths.trained_dir)
+        marker = read_marker(paths.trained_dir) or {}
+        self.int8_candidates = bool(marker.get("int8_candidate_embeddings"))
         extra = {F.USER_ID_XF: cfg.reserve_users, F.ITEM_ID_XF: cfg.reserve_items, F.USER_HISTORY: cfg.reserve_items}
-        self.query = networks.with_reserved_rows(trained.query_tower, extra)
-        self.candidate = networks.with_reserved_rows(trained.candidate_tower, extra)
-        self.ranking = networks.with_reserved_rows(trained.ranking_model, extra)
+        grown, int8_tables = [], []
+        for network in (trained.query_tower, trained.candidate_tower, trained.ranking_model):
+            floats, names = networks.dequantized(network)
+            grown.append(networks.with_reserved_rows(floats, extra))
+            int8_tables.extend(names)
+        self.query, self.candidate, self.ranking = grown
+        self.grid = networks.Int8Grid.of(grown, int8_tables)
+        self.compression_note = self._describe_compression(marker.get("variant", ""), len(self.grid.tables))
         spans = profiles.span_numbers(paths.data_root)[-self.span_window:]
         base = base_data.load(paths.data_root, spans, self.layer)
         catalog_features = tables.transform_catalog(base.catalog, tft_output)
@@ -110,7 +127,7 @@ class OnlineLearner:
         self.guard = guard.Guard(base.eval_raw[F.USER_ID], base.eval_raw[F.ITEM_ID], self.tables.user_row,
                                  self.tables.item_row, self.tables.seen, cfg.guard_k, cfg.guard_max_drop,
                                  cfg.guard_users, cfg.seed)
-        self.guard.set_reference(*self._embeddings(serving), self.tables.seen)
+        self.guard.set_reference(*self._served_embeddings(serving), self.tables.seen)
         self.base_id = f"{os.path.abspath(paths.trained_dir)}|{os.path.abspath(paths.transform_dir)}|spans={spans}"
         self._base_state = (self.optimizer.snapshot(), self.tables.clone())
         self._resume(span_roller.rolled_end_seq(paths.log_dir, spans))
@@ -119,6 +136,21 @@ class OnlineLearner:
         guard_note = "no eval data: guard disabled" if self.guard.empty else f"guard slice {len(self.guard.rows)} users, reference recall@{cfg.guard_k} {self.guard.reference:.4f}"
         print(f"[learn] started in {time.time() - started:.1f}s from spans {spans}: {len(self.tables.user_keys)} users, "
               f"{len(self.tables.item_keys)} items; events from seq {self.offset}; {guard_note}", flush=True)
+        print(f"[learn] {self.compression_note}", flush=True)
+
+    def _describe_compression(self, variant: str, int8_tables: int) -> str:
+        """What the learner updates and what its versions serve, in one line."""
+        if not variant:
+            return "networks: float networks without a compression marker (the Trainer's), updated in place"
+        text = f"networks: compression variant '{variant}' (the networks the pushed model serves), updated in place"
+        if int8_tables:
+            text += (f"; its {int8_tables} int8 embedding table(s) are learned as float (their dequantised values) and "
+                     "rounded back to the int8 grid on every export")
+        if self.int8_candidates:
+            text += "; candidate embeddings rounded to int8 as the pipeline serves them"
+        if int8_tables or self.int8_candidates:
+            text += "; online versions store these tables as float32 (larger on disk than the int8 version)"
+        return text
 
     def _objects(self) -> Dict[str, tf.Module]:
         return {"query": self.query, "candidate": self.candidate, "optimizer": self.optimizer.optimizer}
@@ -126,6 +158,14 @@ class OnlineLearner:
     def _embeddings(self, serving):
         users = embed_users(self.query, serving.user_features, self.options.context_timestamp)
         return users, tables.embed_catalog(self.candidate, serving.item_features)
+
+    def _served_embeddings(self, serving):
+        """User and candidate embeddings as a version serves them (on the int8 grid, if any)."""
+        with self.grid.rounded():
+            users, candidates = self._embeddings(serving)
+        if self.int8_candidates:
+            candidates = int8.dequantize_rows(*int8.quantize_rows(candidates))
+        return users, candidates
 
     def _restore(self, version: Optional[int]) -> None:
         """Loads the checkpoint of `version`, or the base state when None."""
@@ -208,7 +248,7 @@ class OnlineLearner:
         """Guards and publishes the pending updates; returns the new version or None if blocked."""
         started = time.time()
         serving = self.tables.serving_tables()
-        users, candidates = self._embeddings(serving)
+        users, candidates = self._served_embeddings(serving)
         verdict = self.guard.check(users, candidates, self.tables.seen)
         count, self.pending, self.pending_since = self.pending, 0, None
         if not verdict.passed:
@@ -221,8 +261,9 @@ class OnlineLearner:
         self.own_versions.add(version)
         checkpoint.save(self.paths.state_dir, version, self._meta(), self._objects(), self.tables, self.config.keep_checkpoints)
         self.module.update(serving, users, candidates)
-        export.export_serving(self.module, os.path.join(self.paths.serving_model_dir, str(version)),
-                              finalize=self._warmup(serving))
+        with self.grid.rounded():  # the networks' int8 tables are saved on the int8 grid
+            export.export_serving(self.module, os.path.join(self.paths.serving_model_dir, str(version)),
+                                  finalize=self._warmup(serving))
         self.known_newest = version
         self._snapshot = self.optimizer.snapshot()
         self.exported.append(version)

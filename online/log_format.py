@@ -6,7 +6,10 @@ records, each::
     magic b"EVL1" | payload length (uint32 LE) | CRC-32 of the payload (uint32 LE) | payload
 
 and the payload is UTF-8 JSON ``{"seq": n, "at": receive time, "event": {...}}``. Sequence
-numbers count records from 0 across segments, without gaps.
+numbers count records from 0 across segments, without gaps. The one exception is written by
+``recsys events repair`` (`online.log_repair`): a *gap record* ``{"seq": n, "at": repair time,
+"lost": {"until": m, "quarantine": file}}`` stands for records n..m-1 that were damaged and moved
+to the quarantine file; readers skip it, and the record after it has sequence number m.
 
 `scan` reads the records of a segment's bytes and classifies what follows the last good one:
 
@@ -47,6 +50,26 @@ def encode_record(payload: Dict[str, Any]) -> bytes:
     return HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
 
+def encode_gap(seq: int, until: int, at: float, quarantine: str) -> bytes:
+    """A gap record: records `seq`..`until - 1` were lost and moved to `quarantine`."""
+    return encode_record({"seq": seq, "at": at, "lost": {"until": until, "quarantine": quarantine}})
+
+
+def gap_end(payload: Dict[str, Any]) -> int:
+    """The sequence number after a gap record, or -1 when `payload` is not one.
+
+    Raises:
+      ValueError: a gap record without a valid end.
+    """
+    lost = payload.get("lost")
+    if lost is None:
+        return -1
+    until = lost.get("until") if isinstance(lost, dict) else None
+    if not isinstance(until, int) or isinstance(until, bool) or until <= payload.get("seq", until):
+        raise ValueError(f"gap record with an invalid end {until!r}")
+    return until
+
+
 def _record_at(data: bytes, offset: int) -> Tuple[Dict[str, Any], int]:
     """The record starting at `offset` and the offset after it; ValueError when invalid."""
     if len(data) - offset < HEADER.size:
@@ -66,7 +89,7 @@ def _record_at(data: bytes, offset: int) -> Tuple[Dict[str, Any], int]:
     return payload, end
 
 
-def _valid_record_after(data: bytes, offset: int) -> int:
+def valid_record_after(data: bytes, offset: int) -> int:
     """Offset of the first valid record starting after `offset`, or -1."""
     position = data.find(MAGIC, offset + 1)
     while position >= 0:
@@ -95,7 +118,7 @@ def scan(data: bytes, start: int = 0) -> ScanResult:
         try:
             payload, end = _record_at(data, offset)
         except (ValueError, UnicodeDecodeError):
-            tail = CORRUPT if _valid_record_after(data, offset) >= 0 else TORN
+            tail = CORRUPT if valid_record_after(data, offset) >= 0 else TORN
             return ScanResult(records, offset, tail)
         records.append((offset, end, payload))
         offset = end
@@ -126,6 +149,15 @@ def read_from(path: str, offset: int) -> bytes:
     with open(path, "rb") as handle:
         handle.seek(offset)
         return handle.read()
+
+
+def fsync_file(path: str) -> None:
+    """Makes the content of the file `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_directory(directory: str) -> None:

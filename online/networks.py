@@ -10,6 +10,16 @@ starts out exactly like an unknown one and moves away from it as its events are 
 Once a reserve is used up, further new ids keep the OOV row (they are learned by the next
 pipeline run, whose Transform puts them into the vocabulary).
 
+Compressed networks. The pushed networks may be a compressed variant whose embedding tables
+are row-wise int8 (`compression.int8.Int8Embedding`: int8 values and a scale per row).
+Gradients cannot move int8 values, so `dequantized` turns each such table back into a float
+`Embedding` holding exactly the values the int8 layer computes (values x scale): the learner
+starts from the served function itself. `Int8Grid.rounded` then puts those tables back on the
+int8 grid (quantise, dequantise: `compression.int8.quantize_rows`) for the time of an
+export, so every online version computes what the re-quantised int8 network computes; the
+learner's own (float) weights are put back afterwards and keep learning. A row that no update
+touched comes back bit for bit (quantising a dequantised row is exact).
+
 `FrozenNetwork` exposes a Keras network to a `tf.Module` as variables plus a call function,
 without the Keras object itself, so a SavedModel holding it is written and loaded in about a
 second instead of re-serialising every Keras layer.
@@ -17,12 +27,14 @@ second instead of re-serialising every Keras layer.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping
+import contextlib
+from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from core import features as F
+from compression import int8
 from trainer.towers import embedding_input
 
 keras = tf.keras
@@ -90,3 +102,61 @@ def with_reserved_rows(model: keras.Model, extra_rows: Mapping[str, int]) -> ker
         if layer.name in tables:
             layer.set_weights([tables[layer.name]])
     return copy
+
+
+def dequantized(model: keras.Model) -> Tuple[keras.Model, List[str]]:
+    """`model` with every `Int8Embedding` replaced by a float `Embedding` of its dequantised table.
+
+    Args:
+      model: a functional network (left unchanged; layers that are not int8 are shared).
+
+    Returns:
+      (the network, names of the replaced layers); `model` itself when it has no int8 table.
+    """
+    tables = {layer.name: layer.table() for layer in model.layers if isinstance(layer, int8.Int8Embedding)}
+    if not tables:
+        return model, []
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer.name not in tables:
+            return layer
+        return keras.layers.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero, name=layer.name)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in copy.layers:
+        if layer.name in tables:
+            layer.set_weights([tables[layer.name]])
+    return copy, sorted(tables)
+
+
+class Int8Grid:
+    """Embedding tables that the served model stores as int8 (see the module docstring).
+
+    Args:
+      tables: the float variables of those tables (in the learner's networks).
+    """
+
+    def __init__(self, tables: Sequence[tf.Variable]) -> None:
+        self.tables = list(tables)
+
+    @classmethod
+    def of(cls, models: Sequence[keras.Model], names: Sequence[str]) -> "Int8Grid":
+        """The grid of the `Embedding` layers called `names` in any of `models`."""
+        found = {}
+        for model in models:
+            for layer in model.layers:
+                if layer.name in names and isinstance(layer, keras.layers.Embedding):
+                    found[id(layer.embeddings)] = layer.embeddings
+        return cls(list(found.values()))
+
+    @contextlib.contextmanager
+    def rounded(self) -> Iterator[None]:
+        """Puts the tables on the int8 grid inside the block, their own values back after it."""
+        kept = [table.numpy() for table in self.tables]
+        try:
+            for table, value in zip(self.tables, kept):
+                table.assign(int8.dequantize_rows(*int8.quantize_rows(value)))
+            yield
+        finally:
+            for table, value in zip(self.tables, kept):
+                table.assign(value)

@@ -3,7 +3,7 @@
 Usage: python -m tests.online.log_writer_child LOG_DIR ROUND SEED
 
 Appends batches of 1-16 new events (ids ``r<ROUND>-<n>``), now and then mixed with retries of
-ids from earlier rounds, forever; prints ``ACK <id>`` for every event of a batch after
+ids from earlier rounds (a retry repeats the event's content, a function of its id), forever; prints ``ACK <id>`` for every event of a batch after
 `EventLog.append` returned (that is, after the fsync). The parent kills it with SIGKILL.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+import zlib
 
 from online.config import EventLogConfig
 from online.event_log import EventLog
@@ -30,7 +31,8 @@ def main(log_dir: str, round_: int, seed: int) -> None:
                 event_id = f"r{rng.randrange(round_)}-{rng.randrange(50)}"  # a retry, maybe never stored
             else:
                 event_id, n = f"r{round_}-{n}", n + 1
-            batch.append(Event(event_id, f"u{rng.randrange(100)}", f"i{rng.randrange(50)}", "rating", 4.0, 1_600_000_000))
+            key = zlib.crc32(event_id.encode())
+            batch.append(Event(event_id, f"u{key % 100}", f"i{key // 100 % 50}", "rating", 4.0, 1_600_000_000))
         results = log.append(batch, time.time())
         sys.stdout.write("".join(f"ACK {r.event_id}\n" for r in results))
         sys.stdout.flush()

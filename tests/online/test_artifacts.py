@@ -17,15 +17,18 @@ def _store(path):
     return metadata_store.MetadataStore(config)
 
 
-def _run(store, types, name, inputs, outputs):
-    """Records an execution of `name` with input and output artifacts (type name, uri, props)."""
+def _run(store, types, name, inputs, outputs, keys=None):
+    """Records an execution of `name` with input and output artifacts (type name, uri, props).
+
+    `keys`, when given, are the input keys of `inputs` (recorded in each event's path, as TFX does).
+    """
     from ml_metadata.proto import metadata_store_pb2
 
     execution = metadata_store_pb2.Execution(type_id=types[name])
     made = []
     pairs = []
     for kind, artifacts_ in ((metadata_store_pb2.Event.INPUT, inputs), (metadata_store_pb2.Event.OUTPUT, outputs)):
-        for artifact in artifacts_:
+        for position, artifact in enumerate(artifacts_):
             if isinstance(artifact, int):
                 (ref,) = store.get_artifacts_by_id([artifact])
             else:
@@ -38,7 +41,11 @@ def _run(store, types, name, inputs, outputs):
                         ref.custom_properties[key].string_value = value
                 [ref.id] = store.put_artifacts([ref])
                 made.append(ref.id)
-            pairs.append((ref, metadata_store_pb2.Event(type=kind)))
+            event = metadata_store_pb2.Event(type=kind)
+            if keys and kind == metadata_store_pb2.Event.INPUT:
+                step = event.path.steps.add()
+                step.key = keys[position]
+            pairs.append((ref, event))
     store.put_execution(execution, pairs, [])
     return made
 
@@ -52,7 +59,8 @@ def lineage(tmp_path):
     types = {n: store.put_artifact_type(metadata_store_pb2.ArtifactType(name=n))
              for n in ("Model", "TransformGraph", "PushedModel", "Examples")}
     types.update({n: store.put_execution_type(metadata_store_pb2.ExecutionType(name=n))
-                  for n in ("Transform", "Trainer", "BuildServingModel", "Pusher")})
+                  for n in ("Transform", "Trainer", "components.compress_model.CompressModel",
+                            "BuildServingModel", "Pusher")})
     return path, store, types
 
 
@@ -79,3 +87,20 @@ def test_clear_errors_without_a_push(lineage, tmp_path):
         artifacts.locate_base(path)
     with pytest.raises(artifacts.BaseNotFoundError, match="run the pipeline first"):
         artifacts.locate_base(str(tmp_path / "missing.sqlite"))
+
+
+@pytest.mark.parametrize("with_keys", [True, False])
+def test_with_compression_the_served_variant_is_the_base_not_the_trainer_networks(lineage, with_keys):
+    """The default pipeline: BuildServingModel takes the compressed variant and the Trainer's model."""
+    path, store, types = lineage
+    (graph,) = _run(store, types, "Transform", [], [("TransformGraph", "/p/transform/1", {})])
+    (model,) = _run(store, types, "Trainer", [graph], [("Model", "/p/trainer/1", {})])
+    (examples,) = _run(store, types, "Transform", [], [("Examples", "/p/examples/1", {})])
+    (compressed,) = _run(store, types, "components.compress_model.CompressModel", [model, graph],
+                         [("Model", "/p/compress/1", {"compression_variant": "distilled_int8"})])
+    keys = ["trained_model", "transform_graph", "model", "transformed_examples"] if with_keys else None
+    (serving,) = _run(store, types, "BuildServingModel", [model, graph, compressed, examples],
+                      [("Model", "/p/build/1", {})], keys=keys)
+    _run(store, types, "Pusher", [serving], [("PushedModel", "/p/push/1", {"pushed": 1, "pushed_version": "v1"})])
+    base = artifacts.locate_base(path)
+    assert base == artifacts.BaseArtifacts("/p/compress/1/Format-Serving", "/p/transform/1", "v1", "distilled_int8")

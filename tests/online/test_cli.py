@@ -93,3 +93,22 @@ def test_learn_exports_a_version_for_new_events(tmp_path, tiny_base, capsys):
     (version,) = [v for v in os.listdir(tmp_path / "serving_model") if v.isdigit()]
     assert os.path.exists(tmp_path / "serving_model" / version / "saved_model.pb")
     assert os.path.exists(tmp_path / "serving_model" / version / "assets.extra" / "tf_serving_warmup_requests")
+
+
+def test_events_add_reports_bad_types_deep_nesting_and_conflicts_in_one_line(tmp_path, capsys):
+    log = str(tmp_path / "log")
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps({"events": [{F.USER_ID: "1", F.ITEM_ID: "1", "type": []}]}))
+    assert cli.main(["events", "add", "--log", log, "--file", str(path)]) == cli.EXIT_INVALID
+    assert "event 0, field 'type'" in capsys.readouterr().err
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert cli.main(["events", "add", "--log", log, "--file", str(path)]) == cli.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "nested more than" in err and "Traceback" not in err
+    stored = {"event_id": "c1", F.USER_ID: "u", F.ITEM_ID: "i", F.RATING: 3.0, F.TIMESTAMP: 1_600_000_000}
+    path.write_text(json.dumps(stored))
+    assert cli.main(["events", "add", "--log", log, "--file", str(path)]) == 0
+    path.write_text(json.dumps({**stored, F.ITEM_ID: "other"}))
+    assert cli.main(["events", "add", "--log", log, "--file", str(path)]) == cli.EXIT_CONFLICT
+    assert "'c1' is stored as seq 0 with other content" in capsys.readouterr().err
+    assert [e.event.item_id for e in LogReader(log).read()] == ["i"]

@@ -89,8 +89,10 @@ def test_damage_followed_by_valid_records_is_reported_not_truncated(tmp_path):
         handle.seek(fmt.HEADER.size + 5)  # inside the first record's payload
         handle.write(b"#")
     size = os.path.getsize(path)
-    with pytest.raises(fmt.LogCorruptError, match="followed by valid records"):
-        EventLog(str(tmp_path))
+    log = EventLog(str(tmp_path))  # opens (a server keeps serving predictions), in the damaged state
+    assert "followed by valid records" in log.damage and "recsys events check" in log.damage
+    with pytest.raises(fmt.LogCorruptError, match="events are refused until it is repaired"):
+        log.append(_events("n", 1), 2.0)
     with pytest.raises(fmt.LogCorruptError):
         LogReader(str(tmp_path)).read()
     assert os.path.getsize(path) == size
@@ -199,3 +201,25 @@ def test_sigkill_under_load_never_loses_or_duplicates_an_acknowledged_event(tmp_
         assert max(counts.values()) == 1, f"round {round_}: events stored twice: {[k for k, v in counts.items() if v > 1][:5]}"
         assert "torn0" not in counts
     assert len(acknowledged) > 100
+
+
+def test_a_reused_event_id_with_other_content_is_a_conflict_and_nothing_is_stored(tmp_path):
+    from online.event_log import EventConflictError
+
+    log = EventLog(str(tmp_path))
+    log.append(_events("e", 2), 1.0)
+    changed = Event("e1", "u1", "another-item", "rating", 4.0, 1_600_000_001)
+    with pytest.raises(EventConflictError, match="'e1' is stored as seq 1") as caught:
+        log.append(_events("n", 1) + [changed], 2.0)
+    assert caught.value.conflicts == [(1, "e1", 1)]
+    assert _ids(str(tmp_path)) == ["e0", "e1"], "nothing of a conflicting batch is stored"
+    later = Event("e1", "u1", "i1", "rating", 4.0, 1_600_000_999)  # same content, another timestamp
+    with pytest.raises(EventConflictError):
+        EventLog(str(tmp_path)).append([later], 3.0)  # detected after reopening too
+    same_without_timestamp = Event("e1", "u1", "i1", "rating", 4.0, 1_700_000_000, timestamp_given=False)
+    (result,) = log.append([same_without_timestamp], 4.0)
+    assert result.duplicate and result.seq == 1
+    twins = [Event("t", "u", "i", "rating", 4.0, 5), Event("t", "u", "i", "rating", 2.0, 5)]
+    with pytest.raises(EventConflictError):
+        log.append(twins, 5.0)
+    assert _ids(str(tmp_path)) == ["e0", "e1"]

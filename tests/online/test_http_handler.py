@@ -57,3 +57,51 @@ def test_a_failing_log_acknowledges_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr("online.event_log.os.fsync", broken_fsync)
     status, reply = handler.handle(_body(_event("lost")))
     assert status == 503 and "nothing was acknowledged" in reply["error"]
+
+
+def test_a_field_of_the_wrong_type_is_a_400_naming_index_and_field(tmp_path):
+    handler = EventsHandler(EventLog(str(tmp_path)))
+    for bad in ({F.USER_ID: "1", F.ITEM_ID: "1", "type": []}, {F.USER_ID: "1", F.ITEM_ID: "1", "type": {"a": 1}},
+                _event("z", **{F.TIMESTAMP: [1]}), _event("z", **{"item_year": {}}), {**_event("z"), "event_id": []}):
+        status, reply = handler.handle(_body(_event("ok"), bad))
+        assert status == 400, (bad, reply)
+        (problem,) = reply["problems"]
+        assert problem["index"] == 1 and problem["field"] in bad and "\n" not in reply["error"]
+    assert LogReader(str(tmp_path)).read() == []
+
+
+def test_json_nested_100000_deep_is_a_400_without_recursion(tmp_path):
+    handler = EventsHandler(EventLog(str(tmp_path)), EventLogConfig(max_body_bytes=1 << 20))
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        status, reply = handler.handle(body)
+        assert status == 400 and "nested more than" in reply["error"]
+    # brackets inside strings are text, not nesting
+    status, _ = handler.handle(_body(_event("s", item_title="[" * 100)))
+    assert status == 200
+
+
+def test_a_reused_event_id_with_other_content_is_a_409_and_nothing_is_stored(tmp_path):
+    handler = EventsHandler(EventLog(str(tmp_path)))
+    assert handler.handle(_body(_event("a")))[0] == 200
+    status, reply = handler.handle(_body(_event("new"), _event("a", **{F.RATING: 1.0})))
+    assert status == 409
+    assert reply["conflicts"] == [{"index": 1, "event_id": "a", "seq": 0}]
+    assert [e.event.event_id for e in LogReader(str(tmp_path)).read()] == ["a"]
+    status, reply = handler.handle(_body(_event("a")))  # the same content again: a duplicate
+    assert status == 200 and reply["results"][0]["status"] == "duplicate"
+
+
+def test_a_damaged_log_is_a_503_naming_the_log_and_the_repair_command(tmp_path):
+    from online import log_format as fmt
+
+    EventLog(str(tmp_path)).append([], 1.0)
+    handler_log = EventLog(str(tmp_path))
+    EventsHandler(handler_log).handle(_body(_event("a"), _event("b")))
+    ((_, segment),) = fmt.list_segments(str(tmp_path))
+    with open(segment, "r+b") as handle:
+        handle.seek(fmt.HEADER.size + 3)
+        handle.write(b"#")
+    handler = EventsHandler(EventLog(str(tmp_path)))
+    status, reply = handler.handle(_body(_event("c")))
+    assert status == 503
+    assert str(tmp_path) in reply["error"] and "recsys events check" in reply["error"]

@@ -28,8 +28,9 @@ def _learner(workspace, tiny_base, **overrides):
                   steps_per_update=4, replay_ratio=64.0, replay_batch=64, learning_rate=0.1, guard_users=100,
                   guard_k=K, guard_max_drop=0.5, poll_interval_s=0.05, max_events_per_update=64)
     values.update(overrides)
+    trained_dir = values.pop("trained_dir", tiny_base.trained_dir)
     paths = LearnerPaths(str(workspace / "log"), str(workspace / "data"), str(workspace / "serving"),
-                         str(workspace / "state"), tiny_base.trained_dir, tiny_base.transform_dir)
+                         str(workspace / "state"), trained_dir, tiny_base.transform_dir)
     learner = OnlineLearner(paths, LearnerConfig(**values), TrainerConfig(), ServingOptions(top_k=K, candidates_to_rank=10))
     learner.start()
     return learner
@@ -169,3 +170,44 @@ def test_rollback_refuses_unknown_and_current_versions(tmp_path):
     assert rollback.rollback(str(tmp_path), 5, 100.0) == 100
     assert rollback.rollback(str(tmp_path), 9, 50.0) == 101
     assert [r["restored"] for r in rollback.rollbacks(str(tmp_path))] == [5, 9]
+
+
+def test_an_int8_variant_learns_in_float_and_each_version_is_requantized(workspace, tiny_base, capsys):
+    """The pushed networks are an int8 variant (as CompressModel hands them on)."""
+    import tensorflow as tf
+
+    from trainer import export
+    from trainer.compression import int8, variants
+    from trainer.compression.serving import write_marker
+
+    int8_dir = str(workspace / "int8_networks")
+    export.save_trained(variants.int8_networks(export.load_trained(tiny_base.trained_dir)), int8_dir)
+    write_marker(int8_dir, "int8", True, "test")
+    learner = _learner(workspace, tiny_base, trained_dir=int8_dir)
+    assert "compression variant 'int8'" in capsys.readouterr().out
+    assert learner.grid.tables, "the int8 tables are learned as float tables"
+    first = learner.export()
+    new_item = {F.ITEM_TITLE: "The A Story new (2000)", F.ITEM_GENRES: tiny_data.GENRES["a"], F.ITEM_YEAR: 2000}
+    _append(workspace, [_event(n, f"ua{n}", "a-new", **new_item) for n in range(2, 10)])
+    while learner.step():
+        pass
+    second = learner.export()
+    assert second > first
+    saved = tf.train.load_checkpoint(str(workspace / "serving" / str(second) / "variables" / "variables"))
+    by_shape = {}
+    for name, shape in saved.get_variable_to_shape_map().items():
+        by_shape.setdefault(tuple(shape), []).append(name)
+    learned = 0
+    grid = {id(t) for t in learner.grid.tables}
+    exported = [layer.embeddings for network in (learner.query, learner.ranking) for layer in network.layers
+                if id(getattr(layer, "embeddings", None)) in grid]  # the candidate tower is exported as embeddings
+    assert exported
+    for table in exported:
+        value = table.numpy()
+        on_grid = int8.dequantize_rows(*int8.quantize_rows(value))
+        stored = [saved.get_tensor(n) for n in by_shape.get(tuple(value.shape), [])]
+        assert any(np.array_equal(s, on_grid) for s in stored), f"{table.name} is exported on the int8 grid"
+        learned += not np.array_equal(value, on_grid)
+    assert learned, "the learner keeps its own float weights between exports"
+    recs = _recs(_load(workspace, second), ["ua2"])[0]
+    assert all(isinstance(r, str) for r in recs) and len(recs) == K

@@ -147,3 +147,26 @@ def test_events_log_naming_a_file_is_one_line_and_its_own_exit_code(tmp_path, ba
     code = main(["serve", "--model-base-path", base_path, "--events-log", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == EXIT_CONFIG and err.count("\n") == 1 and "--events-log" in err
+
+
+def test_a_damaged_event_log_leaves_predictions_served_and_events_refused_until_repaired(
+        base_path, start_server, tmp_path) -> None:
+    from online import log_format as fmt
+    from online import log_repair
+    from online.event_log import EventLog
+    from online.events import Event
+
+    log_dir = str(tmp_path / "events")
+    EventLog(log_dir).append([Event(f"e{i}", "u1", "i1", "rating", 4.0, 1_600_000_000) for i in range(3)], 1.0)
+    ((_, segment),) = fmt.list_segments(log_dir)
+    with open(segment, "r+b") as handle:  # damage inside the first record, valid records after it
+        handle.seek(fmt.HEADER.size + 4)
+        handle.write(b"#")
+    server = start_server(make_config(base_path), extra_routes=events_routes(log_dir))
+    port = server.ports.rest
+    assert http(port, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["u1"]})[0] == 200
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("new")]})
+    assert status == 503 and log_dir in reply["error"] and "recsys events check" in reply["error"]
+    log_repair.repair(log_dir)
+    status, reply = http(port, "POST", ROUTE, {"events": [_event("new"), _event("e2")]})
+    assert status == 200 and [r["status"] for r in reply["results"]] == ["appended", "duplicate"]
