@@ -177,8 +177,8 @@ def test_an_int8_variant_learns_in_float_and_each_version_is_requantized(workspa
     import tensorflow as tf
 
     from trainer import export
-    from trainer.compression import int8, variants
-    from trainer.compression.serving import write_marker
+    from compression import int8, variants
+    from compression.serving_variants import write_marker
 
     int8_dir = str(workspace / "int8_networks")
     export.save_trained(variants.int8_networks(export.load_trained(tiny_base.trained_dir)), int8_dir)
