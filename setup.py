@@ -21,6 +21,7 @@ setup(
         "grpcio",
         "matplotlib",
         "kfp==2.5.0",
+        "scipy==1.12.0",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "ruff"]},
     entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
