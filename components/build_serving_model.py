@@ -22,6 +22,7 @@ from tfx.utils import io_utils, path_utils
 from trainer import export
 from trainer import features as F
 from trainer.compression.serving import Int8ServingModel, ServingContext, make_serving_model, serving_model_class
+from trainer.item_item_config import ItemItemConfig
 from trainer.run import TRAINED_SUBDIR
 from trainer.serving_model import ServingOptions
 
@@ -42,6 +43,7 @@ def build_serving_model(
     export_dir: str,
     options: ServingOptions,
     warmup_model_name: Optional[str] = None,
+    item_item: Optional[ItemItemConfig] = None,
 ) -> str:
     """Builds and exports the serving model; returns `export_dir`.
 
@@ -53,9 +55,10 @@ def build_serving_model(
       export_dir: where the SavedModel goes (created atomically; must not exist).
       options: top-K and two-stage settings.
       warmup_model_name: when set, TF Serving warmup requests are written for this model name.
+      item_item: the item-item source's settings (None: two-tower candidates only).
     """
     networks = export.load_trained(trained_dir)
-    context = ServingContext.load(transform_dir, train_patterns, catalog_patterns, options)
+    context = ServingContext.load(transform_dir, train_patterns, catalog_patterns, options, item_item=item_item)
     table = context.tables
     logging.info("serving model: %d known users, %d catalog items", len(table.user_keys), len(table.item_keys))
     int8_candidates = serving_model_class(trained_dir) is Int8ServingModel

@@ -98,6 +98,26 @@ class ItemItemSource(tf.Module):
         shape = tf.stack([batch, tf.cast(self.num_items, tf.int64)])
         return tf.reshape(summed, shape), tf.reshape(reached, shape)
 
+    def candidate_scores(self, history: tf.Tensor, exclude: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Scores of every catalog item as a candidate: -inf where no history item points to
+        it, where it is a history item, or where `exclude` is True.
+
+        Args:
+          history: [B, H] integer item indices; entries < 0 pad.
+          exclude: optional [B, num_items] bool, more items to leave out (e.g. all seen items).
+
+        Returns:
+          float32 [B, num_items].
+        """
+        scores, reached = self.scores(history)
+        history = tf.cast(history, tf.int64)
+        positions = tf.where(history >= 0)  # [M, 2]: (b, h)
+        in_history = tf.stack([positions[:, 0], tf.gather_nd(history, positions)], axis=1)
+        keep = tf.tensor_scatter_nd_update(reached, in_history, tf.zeros(tf.shape(in_history)[:1], tf.bool))
+        if exclude is not None:
+            keep = tf.logical_and(keep, tf.logical_not(exclude))
+        return tf.where(keep, scores, tf.fill(tf.shape(scores), tf.constant(-np.inf, tf.float32)))
+
     def top(self, history: tf.Tensor, exclude: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
         """The `top_n` best items per user, without their history items (and `exclude`).
 
@@ -109,15 +129,7 @@ class ItemItemSource(tf.Module):
           {'rows': int32 [B, top_n] item indices, 'scores': float32 [B, top_n]}, best first;
           slots without a candidate (not reached, or excluded) score -inf.
         """
-        scores, reached = self.scores(history)
-        history = tf.cast(history, tf.int64)
-        positions = tf.where(history >= 0)  # [M, 2]: (b, h)
-        in_history = tf.stack([positions[:, 0], tf.gather_nd(history, positions)], axis=1)
-        keep = tf.tensor_scatter_nd_update(reached, in_history, tf.zeros(tf.shape(in_history)[:1], tf.bool))
-        if exclude is not None:
-            keep = tf.logical_and(keep, tf.logical_not(exclude))
-        masked = tf.where(keep, scores, tf.fill(tf.shape(scores), tf.constant(-np.inf, tf.float32)))
-        top_scores, rows = tf.math.top_k(masked, k=self.top_n)
+        top_scores, rows = tf.math.top_k(self.candidate_scores(history, exclude), k=self.top_n)
         return {CANDIDATE_ROWS: rows, CANDIDATE_SCORES: top_scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="history")])
