@@ -89,6 +89,9 @@ def _string_spec(name: str, shape=(None,)) -> tf.TensorSpec:
 class ServingModel(tf.Module):
     """See the module docstring; build with `ServingModel(...)`, save with `save`."""
 
+    # Without item-item tables (and in subclasses that build their own state) there is no source.
+    item_item: Optional[ItemItemSource] = None
+
     def __init__(
         self,
         query_tower: tf.keras.Model,
@@ -132,7 +135,6 @@ class ServingModel(tf.Module):
             tf.lookup.KeyValueTensorInitializer(self.item_keys, tf.range(n_items, dtype=tf.int64)),
             default_value=-1,
         )
-        self.item_item: Optional[ItemItemSource] = None
         if tables.item_item is not None:
             source = tables.item_item
             self.item_item = ItemItemSource(
