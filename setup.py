@@ -22,6 +22,7 @@ setup(
         "grpcio",
         "matplotlib",
         "kfp==2.5.0",
+        "scipy==1.12.0",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "ruff"]},
     entry_points={"console_scripts": ["recsys=cli.main:main"]},

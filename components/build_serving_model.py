@@ -23,6 +23,7 @@ from compression.serving_variants import Int8ServingModel, ServingContext, make_
 from core import features as F
 from trainer import export
 from trainer.entry import TRAINED_SUBDIR
+from trainer.item_item_config import ItemItemConfig
 from trainer.serving_model import ServingOptions
 
 WARMUP_USERS = 8
@@ -36,6 +37,7 @@ def build_serving_model(
     export_dir: str,
     options: ServingOptions,
     warmup_model_name: Optional[str] = None,
+    item_item: Optional[ItemItemConfig] = None,
 ) -> str:
     """Builds and exports the serving model; returns `export_dir`.
 
@@ -47,9 +49,10 @@ def build_serving_model(
       export_dir: where the SavedModel goes (created atomically; must not exist).
       options: top-K and two-stage settings.
       warmup_model_name: when set, TF Serving warmup requests are written for this model name.
+      item_item: the item-item source's settings (None: two-tower candidates only).
     """
     networks = export.load_trained(trained_dir)
-    context = ServingContext.load(transform_dir, train_patterns, catalog_patterns, options)
+    context = ServingContext.load(transform_dir, train_patterns, catalog_patterns, options, item_item=item_item)
     table = context.tables
     logging.info("serving model: %d known users, %d catalog items", len(table.user_keys), len(table.item_keys))
     int8_candidates = serving_model_class(trained_dir) is Int8ServingModel

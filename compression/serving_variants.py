@@ -24,6 +24,7 @@ import tensorflow_transform as tft
 from compression import int8
 from core import features as F
 from trainer import export, inputs, tables
+from trainer.item_item_config import ItemItemConfig
 from trainer.serving_model import ServingModel, ServingOptions, ServingTables
 
 MARKER_FILE = "compression.json"
@@ -57,6 +58,7 @@ class ServingContext:
         train_patterns: Sequence[str],
         catalog_patterns: Sequence[str],
         options: ServingOptions,
+        item_item: Optional[ItemItemConfig] = None,
     ) -> "ServingContext":
         """Reads the catalog and builds the tables exactly as `build_serving_model` does.
 
@@ -65,13 +67,16 @@ class ServingContext:
           train_patterns: transformed training examples.
           catalog_patterns: raw item catalog examples.
           options: top-K and two-stage settings.
+          item_item: the item-item source's settings (None: no item-item source).
         """
         tft_output = tft.TFTransformOutput(transform_dir)
         catalog = tables.read_catalog(catalog_patterns)
         item_features = tables.transform_catalog(catalog, tft_output)
         data = inputs.transformed_dataset(train_patterns, tft_output, batch_size=8192, cache=False)
         names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
-        table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
+        table = tables.build_tables(
+            inputs.iterate_numpy(data, names), tft_output, catalog, item_features, item_item=item_item
+        )
         return cls(tft_output, catalog, item_features, table, options)
 
 

@@ -13,19 +13,30 @@ Serving binary run it:
   which ids are in the catalog; unknown ones score 0).
 * `retrieve(user_id)`: retrieval-only top-K (no re-ranking), seen items removed.
 * `retrieve_unfiltered(user_id)`: retrieval-only top-K with no seen-item removal (evaluation).
+* `retrieve_item_item(user_id)`: the item-item source alone, seen items removed (only when the
+  tables carry it; slots it cannot fill score -inf).
+
+With item-item tables (`ServingTables.item_item`), the candidates of `serving_default` and
+`recommend_with_features` are the union of the two-tower's top `candidates_to_rank` and the
+item-item source's top `item_item_candidates` (scored from the user's `max_history` newest
+training items), deduplicated and without seen items; each is ranked by its retrieval score +
+`item_item_weight` x its item-item score (0 where the source does not reach it) + the rating
+term. With `item_item_weight` 0 the order is the two-tower's, as without the source.
 * `lookup_items(item_id)`: catalog titles and genres of item ids (empty for unknown ids).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from core import features as F
 from trainer.config import TrainerConfig
+from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
+from trainer.item_item_tables import ItemItemTables
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +55,7 @@ class ServingTables:
       item_titles / item_genres: raw catalog titles and genres, [N] (for display).
       popular_rows: catalog rows by descending training popularity, [>= K].
       popular_scores: their popularity scores (share of training interactions).
+      item_item: the item-item source's neighbour table and recent histories, or None.
     """
 
     user_keys: np.ndarray
@@ -56,6 +68,7 @@ class ServingTables:
     item_genres: np.ndarray
     popular_rows: np.ndarray
     popular_scores: np.ndarray
+    item_item: Optional[ItemItemTables] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +79,8 @@ class ServingOptions:
     candidates_to_rank: int = 100
     ranking_weight: float = 0.0  # final score = retrieval score + weight * predicted rating
     context_timestamp: float = 1.0  # transformed timestamp used at serving time
+    item_item_candidates: int = 100  # candidates the item-item source adds (when present)
+    item_item_weight: float = 0.0  # pre-rank score = retrieval score + weight * item-item score
 
     @classmethod
     def from_trainer_config(cls, cfg: TrainerConfig) -> "ServingOptions":
@@ -79,6 +94,9 @@ def _string_spec(name: str, shape=(None,)) -> tf.TensorSpec:
 
 class ServingModel(tf.Module):
     """See the module docstring; build with `ServingModel(...)`, save with `save`."""
+
+    # Without item-item tables (and in subclasses that build their own state) there is no source.
+    item_item: Optional[ItemItemSource] = None
 
     def __init__(
         self,
@@ -123,6 +141,19 @@ class ServingModel(tf.Module):
             tf.lookup.KeyValueTensorInitializer(self.item_keys, tf.range(n_items, dtype=tf.int64)),
             default_value=-1,
         )
+        if tables.item_item is not None:
+            source = tables.item_item
+            self.item_item = ItemItemSource(
+                source.neighbour_ids, source.neighbour_weights, top_n=max(1, options.item_item_candidates),
+                weights_dtype=source.weights_dtype,
+            )
+            self.recent_rows = tf.Variable(
+                source.recent_rows.astype(narrowest_id_dtype(n_items)), trainable=False, name="recent_rows"
+            )
+            self._item_item_weight = options.item_item_weight
+            self.retrieve_item_item = tf.function(
+                self._retrieve_item_item, input_signature=[_string_spec(F.USER_ID)]
+            )
 
     # ---- building blocks ---------------------------------------------------------------
     def _user_rows(self, user_id: tf.Tensor) -> tf.Tensor:
@@ -154,12 +185,60 @@ class ServingModel(tf.Module):
         ratings = self.ranking_model({n: inputs[n] for n in names}, training=False)
         return tf.reshape(ratings, [batch, width])
 
-    def _two_stage(self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor, rerank: bool = True):
+    def _history(self, rows: tf.Tensor) -> Optional[tf.Tensor]:
+        """[B, max_history] newest training items (catalog rows, -1 pads) of user rows, or None
+        without the item-item source."""
+        if self.item_item is None:
+            return None
+        return tf.gather(self.recent_rows, rows)
+
+    @staticmethod
+    def _row_mask(rows: tf.Tensor, counts: tf.Tensor, n_items: tf.Tensor) -> tf.Tensor:
+        """[B, N] bool, True at the catalog rows `rows` [B, C] whose `counts` [B, C] are > 0."""
+        batch_index = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, None], tf.shape(rows))
+        indices = tf.stack([tf.reshape(batch_index, [-1]), tf.reshape(rows, [-1])], axis=1)
+        shape = tf.stack([tf.shape(rows)[0], n_items])
+        return tf.scatter_nd(indices, tf.reshape(counts, [-1]), shape) > 0
+
+    def _merged_candidates(self, scores: tf.Tensor, history: tf.Tensor, exclude: tf.Tensor):
+        """Union of the two-tower's and the item-item source's candidates, deduplicated.
+
+        Args:
+          scores: [B, N] two-tower scores, excluded items already at -1e9.
+          history: [B, H] the users' recent catalog rows (-1 pads).
+          exclude: [B, N] seen items.
+
+        Returns:
+          (pre-rank scores [B, W], catalog rows [B, W]), W = both sources' candidate counts;
+          slots left over after the union score -inf.
+        """
+        _, tower_rows = tf.math.top_k(scores, k=self._n_candidates)
+        item_scores = self.item_item.candidate_scores(history, exclude)  # -inf: not a candidate
+        n_items = tf.shape(scores)[1]
+        top_item_scores, item_rows = tf.math.top_k(item_scores, k=self.item_item.top_n)
+        tower_ones = tf.ones_like(tower_rows)
+        in_union = tf.logical_or(
+            self._row_mask(tower_rows, tower_ones, n_items),
+            self._row_mask(item_rows, tf.cast(tf.math.is_finite(top_item_scores), tf.int32), n_items),
+        )
+        reached = tf.math.is_finite(item_scores)
+        pre_rank = scores + self._item_item_weight * tf.where(reached, item_scores, tf.zeros_like(item_scores))
+        pre_rank = tf.where(in_union, pre_rank, tf.fill(tf.shape(pre_rank), tf.constant(-np.inf, tf.float32)))
+        width = min(self._n_candidates + self.item_item.top_n, self.item_item.num_items)
+        return tf.math.top_k(pre_rank, k=width)
+
+    def _two_stage(
+        self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor, rerank: bool = True,
+        history: Optional[tf.Tensor] = None,
+    ):
         names = self.query_tower.input_names
         query = self.query_tower({n: user_feats[n] for n in names}, training=False)
         scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
         scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
-        retrieval_scores, rows = tf.math.top_k(scores, k=self._n_candidates)
+        if history is None:
+            retrieval_scores, rows = tf.math.top_k(scores, k=self._n_candidates)
+        else:
+            retrieval_scores, rows = self._merged_candidates(scores, history, exclude)
         if rerank and self._ranking_weight:
             ratings = self._rank_rows(user_feats, rows)
             combined = retrieval_scores + self._ranking_weight * ratings
@@ -184,7 +263,9 @@ class ServingModel(tf.Module):
     @tf.function(input_signature=[_string_spec(F.USER_ID)])
     def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
-        top_rows, scores = self._two_stage(self._known_user_features(rows), self._seen_mask(rows))
+        top_rows, scores = self._two_stage(
+            self._known_user_features(rows), self._seen_mask(rows), history=self._history(rows)
+        )
         return self._with_fallback(rows != self._unknown_row, top_rows, scores)
 
     @tf.function(input_signature=[_string_spec(F.USER_ID)])
@@ -203,6 +284,13 @@ class ServingModel(tf.Module):
         scores, top = tf.math.top_k(
             tf.matmul(query, self.candidate_embeddings, transpose_b=True), k=self._k
         )
+        return self._with_fallback(rows != self._unknown_row, top, scores)
+
+    def _retrieve_item_item(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """`retrieve_item_item` (a tf.function only when the tables carry the source)."""
+        rows = self._user_rows(user_id)
+        item_scores = self.item_item.candidate_scores(self._history(rows), self._seen_mask(rows))
+        scores, top = tf.math.top_k(item_scores, k=self._k)
         return self._with_fallback(rows != self._unknown_row, top, scores)
 
     @tf.function(
@@ -224,7 +312,8 @@ class ServingModel(tf.Module):
         feats = {name: transformed[name] for name in F.USER_TRANSFORMED}
         feats[F.USER_HISTORY] = tf.gather(self.user_features[F.USER_HISTORY], self._user_rows(user_id))
         feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(user_id), tf.constant(self._timestamp, tf.float32))
-        rows_out, scores = self._two_stage(feats, self._seen_mask(self._user_rows(user_id)))
+        user_rows = self._user_rows(user_id)
+        rows_out, scores = self._two_stage(feats, self._seen_mask(user_rows), history=self._history(user_rows))
         return self._with_fallback(tf.ones_like(user_id, tf.bool), rows_out, scores)
 
     @tf.function(input_signature=[_string_spec(F.USER_ID), _string_spec(F.ITEM_ID, (None, None))])
@@ -251,7 +340,7 @@ class ServingModel(tf.Module):
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         """Signature map for `tf.saved_model.save`."""
-        return {
+        signatures = {
             F.SERVING_SIGNATURE: self.recommend.get_concrete_function(),
             "retrieve": self.retrieve.get_concrete_function(),
             "retrieve_unfiltered": self.retrieve_unfiltered.get_concrete_function(),
@@ -259,3 +348,6 @@ class ServingModel(tf.Module):
             "rank": self.rank.get_concrete_function(),
             "lookup_items": self.lookup_items.get_concrete_function(),
         }
+        if self.item_item is not None:
+            signatures["retrieve_item_item"] = self.retrieve_item_item.get_concrete_function()
+        return signatures

@@ -6,7 +6,7 @@ catalog's features go through the same tf.Transform graph as the training data.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +15,8 @@ import tensorflow_transform as tft
 from core import features as F
 from core import tfrecord_columns
 from trainer import history
+from trainer.item_item_config import ItemItemConfig
+from trainer.item_item_tables import build_item_item_tables
 from trainer.serving_model import ServingTables
 
 _USER_COLUMNS = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
@@ -85,11 +87,14 @@ def build_tables(
     tf_transform_output: tft.TFTransformOutput,
     catalog: Dict[str, np.ndarray],
     catalog_features: Dict[str, np.ndarray],
+    item_item: Optional[ItemItemConfig] = None,
 ) -> ServingTables:
     """Per-user and per-item tables from transformed training batches and the catalog.
 
     A user's side features are those of their newest training interaction; the unknown-user
-    row (last) carries the out-of-vocabulary index of every user feature.
+    row (last) carries the out-of-vocabulary index of every user feature. With an enabled
+    `item_item` config the tables also carry the item-item source, learned from the same
+    (user, catalog row) interactions as the seen-item filter.
     """
     data = _concat(train_batches)
     user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
@@ -122,6 +127,11 @@ def build_tables(
     row_splits = np.searchsorted(pairs[:, 0], np.arange(n_users + 2)).astype(np.int64)
     counts = np.bincount(rows, minlength=len(catalog_keys)).astype(np.float64)
     popular = np.argsort(-counts, kind="stable")
+    item_item_tables = None
+    if item_item is not None and item_item.enabled:
+        item_item_tables = build_item_item_tables(
+            users, rows, data[F.TIMESTAMP_XF][known], n_users, len(catalog_keys), item_item
+        )
     return ServingTables(
         user_keys=user_vocab.astype(bytes),
         user_features=user_features,
@@ -133,5 +143,6 @@ def build_tables(
         item_genres=np.asarray(catalog[F.ITEM_GENRES]).astype(bytes),
         popular_rows=popular.astype(np.int32),
         popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
+        item_item=item_item_tables,
     )
 

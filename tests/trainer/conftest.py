@@ -66,7 +66,7 @@ def transformed_tiny(tmp_path_factory) -> TransformedTiny:
 
 
 def build_serving(transformed: TransformedTiny, tft_output, data, query_tower, candidate_tower, ranking_model,
-                  options):
+                  options, item_item=None):
     """The `ServingModel` of trained networks over the tiny catalog, and its `ServingTables`.
 
     Args:
@@ -75,6 +75,7 @@ def build_serving(transformed: TransformedTiny, tft_output, data, query_tower, c
       data: the training batches (the per-user tables are built from them).
       query_tower / candidate_tower / ranking_model: the networks.
       options: `trainer.serving_model.ServingOptions`.
+      item_item: optional `trainer.item_item_config.ItemItemConfig` (adds the item-item source).
     """
     import numpy as np
 
@@ -88,7 +89,8 @@ def build_serving(transformed: TransformedTiny, tft_output, data, query_tower, c
     item_features = tables.transform_catalog(catalog, tft_output)
     embeddings = tables.embed_catalog(candidate_tower, item_features)
     names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
-    table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features)
+    table = tables.build_tables(inputs.iterate_numpy(data, names), tft_output, catalog, item_features,
+                                item_item=item_item)
     module = serving_model.ServingModel(
         query_tower, ranking_model, embeddings, table, tft_output.transform_features_layer(), options
     )
