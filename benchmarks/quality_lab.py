@@ -568,7 +568,7 @@ def _train_one_ranker(x: np.ndarray, cands: np.ndarray, labels_csr: Tuple[np.nda
     rng = np.random.default_rng(cfg.seed + fold)
 
     def valid_recall() -> float:
-        logits = np.where(mask[valid_users], net.predict(xs[valid_users], batch_size=64, verbose=0), -np.inf)
+        logits = np.where(mask[valid_users], net(xs[valid_users], training=False).numpy(), -np.inf)
         top = np.argsort(-logits, axis=1)[:, :20]
         hits = np.take_along_axis(y[valid_users] > 0, top, 1).sum(axis=1)
         return float(np.mean(hits / np.minimum(20, (y[valid_users] > 0).sum(axis=1))))
@@ -595,7 +595,8 @@ def ranker_scores(nets, mean, std, x: np.ndarray, cands: np.ndarray, n_items: in
     valid = cands >= 0
     xs = ((x - mean) / std).astype(np.float32)
     xs[~valid] = 0.0
-    logits = np.mean([net.predict(xs, batch_size=64, verbose=0) for net in nets], axis=0)
+    logits = np.mean([np.concatenate([net(xs[i:i + 256], training=False).numpy() for i in range(0, len(xs), 256)])
+                      for net in nets], axis=0)
     out = np.broadcast_to(fallback, (cands.shape[0], n_items)).astype(np.float32).copy()
     out -= out.max() + 1.0  # every non-candidate below every candidate
     z = np.where(valid, logits, -np.inf)
