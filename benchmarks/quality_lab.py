@@ -1,13 +1,13 @@
 """Quality lab: candidate sources, baselines and a learned ranker, side by side, in minutes.
 
 A research bench for the recommendation model's design (issue 14), measured on the project's
-own protocol (`components.evaluation`: full-catalog ranking, each user's train items excluded,
+own protocol (`evaluation`: full-catalog ranking, each user's train items excluded,
 relevant items = the user's eval items not in train) without running the pipeline.
 
 Data, split as the pipeline splits it:
 
-* ml-latest-small is imported with the project's importer (`pipeline.data.import_any`), the
-  synthetic default world is generated with `pipeline.data.generate_synthetic` and the default
+* ml-latest-small is imported with the project's importer (`ingest.import_any`), the
+  synthetic default world is generated with `ingest.generate_synthetic` and the default
   `SyntheticDataConfig`, each into a temporary folder; the serialized Examples are read back.
 * temporal split: the importer's own train/eval folders (newest 20 % of interactions by time).
 * random split: what ExampleGen's hash split does to the same records. ImportExampleGen reads
@@ -59,7 +59,7 @@ class Dataset:
     """One split of one data set, integer-indexed, with the side features the towers use."""
 
     name: str
-    train: "object"  # components.evaluation.data.InteractionData
+    train: "object"  # evaluation.data.InteractionData
     eval: "object"
     item_side: Dict[str, np.ndarray]  # per item index: genres [I, MAX_GENRES], title [I, T], year [I]
     user_side: Dict[str, np.ndarray]  # per user index: age, gender, occupation buckets
@@ -86,7 +86,7 @@ def _tfx_is_train(records: Sequence[bytes]) -> np.ndarray:
 def _read_split(files: Sequence[str]) -> Tuple[List[bytes], Dict[str, np.ndarray]]:
     import tensorflow as tf
 
-    from trainer import features as F
+    from core import features as F
 
     spec = {
         F.USER_ID: tf.io.FixedLenFeature([], tf.string), F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
@@ -108,8 +108,8 @@ def _read_split(files: Sequence[str]) -> Tuple[List[bytes], Dict[str, np.ndarray
 
 
 def _import(source: Optional[str], out_dir: str) -> None:
-    from pipeline.config import SyntheticDataConfig
-    from pipeline.data import generate_synthetic, import_any
+    from ingest.config import SyntheticDataConfig
+    from ingest import generate_synthetic, import_any
 
     if source is None:
         generate_synthetic(out_dir, SyntheticDataConfig())
@@ -119,8 +119,8 @@ def _import(source: Optional[str], out_dir: str) -> None:
 
 def load(source: Optional[str], split: str, name: str) -> Dataset:
     """Imports `source` (None: the synthetic default) and splits it as the pipeline does."""
-    from components.evaluation.data import InteractionData
-    from trainer import features as F
+    from evaluation.data import InteractionData
+    from core import features as F
 
     with tempfile.TemporaryDirectory(prefix="quality-lab-") as tmp:
         _import(source, tmp)
@@ -132,7 +132,7 @@ def load(source: Optional[str], split: str, name: str) -> Dataset:
         is_train = np.r_[np.ones(len(parts[F.TRAIN_SPLIT][0]), bool), np.zeros(len(parts[F.EVAL_SPLIT][0]), bool)]
     else:
         is_train = _tfx_is_train(raw)
-    # Indices: train ids first (first-seen order), then eval-only ids, as components.evaluation.data does.
+    # Indices: train ids first (first-seen order), then eval-only ids, as evaluation.data does.
     order = np.r_[np.flatnonzero(is_train), np.flatnonzero(~is_train)]
     user_ids, user_idx = _index(cols[F.USER_ID], order)
     item_ids, item_idx = _index(cols[F.ITEM_ID], order)
@@ -169,7 +169,7 @@ def _side_features(cols, user_idx, item_idx, n_users, n_items):
     """The towers' transformed side features, built as `trainer.preprocessing` builds them."""
     import re
 
-    from trainer import features as F
+    from core import features as F
 
     first_item = np.full(n_items, -1, np.int64)
     first_item[item_idx[::-1]] = np.arange(len(item_idx))[::-1]
@@ -211,7 +211,7 @@ def _side_features(cols, user_idx, item_idx, n_users, n_items):
 
 def inner_split(data, how: str, fraction: float = INNER_FRACTION, seed: int = 0):
     """Cuts a train split again: (fit part, label part), the newest `fraction` or a random one."""
-    from components.evaluation.data import InteractionData
+    from evaluation.data import InteractionData
 
     n = len(data)
     if how == "time":
@@ -254,7 +254,7 @@ def recent_popularity(train, half_life_days: float) -> np.ndarray:
 
 def ease_scores(train, l2: float, max_items: int = 10000) -> np.ndarray:
     """EASE (the project's baseline class) on the `max_items` most popular items."""
-    from components.evaluation.baselines import EASERecommender
+    from evaluation.baselines import EASERecommender
 
     model = EASERecommender(l2=l2, max_items=max_items).fit(train)
     out = np.zeros((train.n_users, train.n_items), np.float32)
@@ -311,7 +311,7 @@ class TowerConfig:
 
 def _tower_inputs(ds: Dataset, data, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray,
                   histories: np.ndarray, cfg: TowerConfig, t_range: Tuple[int, int]) -> Dict[str, np.ndarray]:
-    from trainer import features as F
+    from core import features as F
 
     lo, hi = t_range
     feats = {
@@ -332,7 +332,7 @@ def two_tower(ds: Dataset, train, cfg: TowerConfig, valid=None, fixed_epochs: Op
     """Trains the two-tower on `train`; returns (scores [U, I], info incl. the chosen epoch count)."""
     import tensorflow as tf
 
-    from trainer import features as F
+    from core import features as F
     from trainer import history, towers
     from trainer import model as models
     from trainer.inputs import probabilities_from_counts
@@ -407,9 +407,9 @@ def two_tower(ds: Dataset, train, cfg: TowerConfig, valid=None, fixed_epochs: Op
 
 def evaluate(scores: np.ndarray, train, eval_data) -> Dict[str, float]:
     """Seen-excluded full-catalog metrics of a score matrix, plus the eval-interaction hit rate@100."""
-    from components.evaluation.data import group_by_user
-    from components.evaluation.metrics import top_k_from_scores
-    from components.evaluation.protocol import evaluate_top_k, evaluate_top_k_unexcluded
+    from evaluation.data import group_by_user
+    from evaluation.metrics import top_k_from_scores
+    from evaluation.protocol import evaluate_top_k, evaluate_top_k_unexcluded
 
     indptr, seen = group_by_user(train)
 
@@ -638,8 +638,8 @@ def run_dataset(ds: Dataset, quick: bool, log: Callable[[str], None],
     embedding) and a ranker over EASE and the popularities only; `quick` keeps one setting per
     model.
     """
-    from components.evaluation.baselines import BiasRatingModel
-    from components.evaluation.data import group_by_user
+    from evaluation.baselines import BiasRatingModel
+    from evaluation.data import group_by_user
 
     results: Dict[str, Dict[str, float]] = {}
     notes: Dict[str, object] = {}

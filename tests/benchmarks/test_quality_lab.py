@@ -3,7 +3,7 @@
 import numpy as np
 
 from benchmarks import quality_lab
-from components.evaluation.data import InteractionData
+from evaluation.data import InteractionData
 
 
 def _data(users, items, timestamps=None, n_users=3, n_items=4):
