@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core import features as F
+from tests.e2e.pipeline_runs import E2E_COMPRESSION, node_states
 
 pytestmark = pytest.mark.e2e
 
@@ -19,48 +20,6 @@ EXPENSIVE_NODES = (
     "interaction_example_gen", "item_example_gen", "StatisticsGen", "ExampleValidator",
     "Transform", "Trainer", "CompressModel", "BuildServingModel",
 )
-# The default pipeline with a lighter compression stage (every variant is covered by
-# tests/compression; here the stage's wiring: report, selection, the chosen model served).
-E2E_COMPRESSION = {"variants": ["int8", "distilled_int8"], "tflite_modes": ["dynamic_range"],
-                   "student_epochs": 2, "latency_repeats": 3}
-
-
-def node_states(metadata_path: str, pipeline_name: str):
-    """node id -> Counter of MLMD execution states."""
-    from ml_metadata import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    store = metadata_store.MetadataStore(config)
-    states = {}
-    prefix = f"{pipeline_name}."
-    for context in store.get_contexts_by_type("node"):
-        if not context.name.startswith(prefix):
-            continue
-        node = context.name[len(prefix):]
-        counter = collections.Counter(
-            metadata_store_pb2.Execution.State.Name(e.last_known_state)
-            for e in store.get_executions_by_context(context.id)
-        )
-        states[node] = counter
-    return states
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    from pipeline import local_run
-    from pipeline.config import load_config
-    cfg = load_config(None, {"compression": E2E_COMPRESSION}).with_paths(str(tmp_path_factory.mktemp("e2e") / "out"))
-    local_run.prepare_data(cfg, None)
-    local_run.run_pipeline(cfg)
-    from core import version_dirs
-
-    states = node_states(cfg.metadata_path, cfg.pipeline_name)
-    states["pushed versions"] = collections.Counter(version_dirs.versions(cfg.serving_model_dir))
-    return cfg, states
-
-
 def test_every_component_runs_once_and_a_version_is_pushed(first_run):
     from core import version_dirs
 
