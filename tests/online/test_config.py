@@ -24,7 +24,7 @@ def test_defaults_and_sections_from_json(tmp_path):
     ({"roller": {"eval_fraction": 1.0}}, "roller.eval_fraction"),
     ({"log": {"segment_bytes": 10}}, "log.segment_bytes"),
     ({"learner": {"colour": 1}}, "unknown key"),
-    ({"other": {}}, "unknown key 'other'"),
+    ({"other": {}}, "other: unknown key"),
     ({"learner": 3}, "expected an object"),
 ])
 def test_invalid_values_name_the_field(values, message):
