@@ -34,6 +34,7 @@ import os
 import threading
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from core import durable_files
 from online import log_format as fmt
 from online.config import EventLogConfig
 from online.events import Event
@@ -267,7 +268,7 @@ class EventLog:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.fsync(fd)
         os.close(fd)
-        fmt.fsync_directory(self.directory)
+        durable_files.fsync_dir(self.directory)
         return path
 
     def append(self, events: Sequence[Event], received_at: float) -> List[AppendResult]:

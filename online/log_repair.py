@@ -35,6 +35,7 @@ import os
 import time
 from typing import List, Optional, Tuple
 
+from core import durable_files
 from online import log_format as fmt
 from online.event_log import LOCK_FILE
 from online.events import Event
@@ -212,11 +213,11 @@ def repair(directory: str, now: Optional[float] = None) -> CheckReport:
             for damage in plan.damages:
                 _write_durably(os.path.join(quarantine, f"{name}@{damage.start}-{damage.end}.bin"),
                                data[damage.start:damage.end])
-            fmt.fsync_directory(quarantine)
+            durable_files.fsync_dir(quarantine)
             tmp = os.path.join(directory, f".repair-{name}.tmp")
             _write_durably(tmp, plan.content)
             os.replace(tmp, plan.path)
-            fmt.fsync_directory(directory)
+            durable_files.fsync_dir(directory)
         return CheckReport(directory, [d for p in plans for d in p.damages], notes, end_seq)
     finally:
         os.close(lock_fd)
