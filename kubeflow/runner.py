@@ -162,8 +162,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--kubeflow-config", help="Kubeflow JSON config (keys of kubeflow.config.KubeflowConfig)")
     parser.add_argument("--output-dir", default="build/kubeflow", help="where to write (default: %(default)s)")
     args = parser.parse_args(argv)
-    kf = load_kubeflow_config(args.kubeflow_config)
-    compiled = compile_pipeline(load_config(args.config), kf, args.output_dir)
+    try:  # every value of both configs is checked before anything is compiled
+        kf = load_kubeflow_config(args.kubeflow_config)
+        cfg = load_config(args.config)
+    except ValueError as err:  # ConfigError, KubeflowConfigError: one line naming the key
+        print(f"kubeflow.runner: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    compiled = compile_pipeline(cfg, kf, args.output_dir)
     print(f"Vertex AI PipelineJob:     {compiled.job_path}")
     print(f"Kubeflow Pipelines package: {compiled.package_path}")
     print(f"image: {kf.image}   output root: {kf.output_root}")

@@ -127,3 +127,20 @@ def test_unknown_component_in_resources_is_an_error(compiled):
     bad = dataclasses.replace(KF, component_resources=(("Trainr", TRAINER),))
     with pytest.raises(KubeflowConfigError, match=r"unknown component\(s\) \['Trainr'\]"):
         set_resources(copy.deepcopy(compiled.job["pipelineSpec"]), bad)
+
+
+@pytest.mark.parametrize("which, values, expected", [
+    ("--config", {"trainer": {"epochs": "three"}}, "trainer.epochs: expected an integer, got 'three'"),
+    ("--kubeflow-config", {"imagee": "x:1"}, "imagee: unknown key"),
+])
+def test_a_bad_config_is_one_line_and_exit_2(tmp_path, capsys, which, values, expected):
+    import json
+
+    from kubeflow.runner import main
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(values))
+    assert main([which, str(path), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
