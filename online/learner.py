@@ -226,6 +226,16 @@ class OnlineLearner:
               "restart the learner to continue from the new base", flush=True)
         return "superseded"
 
+    @property
+    def exported_weights(self):
+        """The networks' weights as of the newest export (what a restart resumes from)."""
+        return self._snapshot
+
+    @property
+    def base_tables(self):
+        """The serving tables of the base model, before any event was applied."""
+        return self._base_state[1]
+
     def step(self) -> int:
         """Reads and applies one round of new events; exports when due. Returns events applied."""
         cfg = self.config

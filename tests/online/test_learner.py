@@ -11,37 +11,9 @@ import pytest
 from core import features as F
 from core import version_dirs
 from online import rollback
-from online.config import LearnerConfig
-from online.event_log import EventLog
-from online.events import Event
 from tests.online.conftest import K
+from tests.online.learner_helpers import append_events, rating_event, start_learner
 from tests.trainer import tiny_data
-
-
-def _learner(workspace, tiny_base, **overrides):
-    from online.learner import LearnerPaths, OnlineLearner
-    from trainer.config import TrainerConfig
-    from trainer.serving_model import ServingOptions
-
-    # Mechanics tests: a lenient guard (the guard test sets its own) and a fixed replay of 64 rows.
-    values = dict(export_every_events=1000, export_interval_s=3600.0, reserve_users=20, reserve_items=10,
-                  steps_per_update=4, replay_ratio=64.0, replay_batch=64, learning_rate=0.1, guard_users=100,
-                  guard_k=K, guard_max_drop=0.5, poll_interval_s=0.05, max_events_per_update=64)
-    values.update(overrides)
-    trained_dir = values.pop("trained_dir", tiny_base.trained_dir)
-    paths = LearnerPaths(str(workspace / "log"), str(workspace / "data"), str(workspace / "serving"),
-                         str(workspace / "state"), trained_dir, tiny_base.transform_dir)
-    learner = OnlineLearner(paths, LearnerConfig(**values), TrainerConfig(), ServingOptions(top_k=K, candidates_to_rank=10))
-    learner.start()
-    return learner
-
-
-def _append(workspace, events):
-    EventLog(str(workspace / "log")).append(events, time.time())
-
-
-def _event(n, user, item, rating=5.0, **side):
-    return Event(f"t{n}-{user}-{item}", user, item, "rating", rating, 2_000_000 + n, tuple(side.items()))
 
 
 def _load(workspace, version):
@@ -62,16 +34,16 @@ def _weights(learner):
 
 
 def test_events_reach_the_exported_version(workspace, tiny_base):
-    learner = _learner(workspace, tiny_base)
+    learner = start_learner(workspace, tiny_base)
     first = learner.export()
     before = _recs(_load(workspace, first), ["ua1"])[0]
     new_item = {F.ITEM_TITLE: "The A Story new (2000)", F.ITEM_GENRES: tiny_data.GENRES["a"], F.ITEM_YEAR: 2000}
-    events = [_event(n, f"ua{n}", "a-new", **new_item) for n in range(2, 10)]
-    events.append(_event(20, "ua1", before[0]))  # ua1 consumes its top item
+    events = [rating_event(n, f"ua{n}", "a-new", **new_item) for n in range(2, 10)]
+    events.append(rating_event(20, "ua1", before[0]))  # ua1 consumes its top item
     newcomer_side = {F.USER_AGE: 25, F.USER_GENDER: "F", F.USER_OCCUPATION: "writer"}
-    events += [_event(30 + i, "ua-new", f"a{i}", **newcomer_side) for i in range(5)]
-    events += [_event(40 + i, "ub-new", f"b{i}", **newcomer_side) for i in range(5)]
-    _append(workspace, events)
+    events += [rating_event(30 + i, "ua-new", f"a{i}", **newcomer_side) for i in range(5)]
+    events += [rating_event(40 + i, "ub-new", f"b{i}", **newcomer_side) for i in range(5)]
+    append_events(workspace, events)
     while learner.step():
         pass
     second = learner.export()
@@ -102,9 +74,9 @@ def test_events_reach_the_exported_version(workspace, tiny_base):
 
 
 def test_guard_blocks_a_harmful_update_and_restores_the_weights(workspace, tiny_base):
-    learner = _learner(workspace, tiny_base, learning_rate=50.0, steps_per_update=20, guard_max_drop=0.05)
+    learner = start_learner(workspace, tiny_base, learning_rate=50.0, steps_per_update=20, guard_max_drop=0.05)
     kept = _weights(learner)
-    _append(workspace, [_event(n, f"u{'ab'[n % 2]}{n % 20}", f"{'ba'[n % 2]}{n % 10}", 1.0) for n in range(60)])
+    append_events(workspace, [rating_event(n, f"u{'ab'[n % 2]}{n % 20}", f"{'ba'[n % 2]}{n % 10}", 1.0) for n in range(60)])
     while learner.step():
         pass
     assert learner.export() is None and learner.blocked == 1
@@ -114,31 +86,31 @@ def test_guard_blocks_a_harmful_update_and_restores_the_weights(workspace, tiny_
 
 
 def test_a_restarted_learner_applies_each_event_once(workspace, tiny_base):
-    learner = _learner(workspace, tiny_base, export_every_events=10, max_events_per_update=10)
-    _append(workspace, [_event(n, "ub3", f"a{n % 10}") for n in range(15)])
+    learner = start_learner(workspace, tiny_base, export_every_events=10, max_events_per_update=10)
+    append_events(workspace, [rating_event(n, "ub3", f"a{n % 10}") for n in range(15)])
     learner.step()  # events 0-9, exported
     learner.step()  # events 10-14, applied but not exported
     (version,) = learner.exported
     assert learner.offset == 15 and learner.pending == 5
-    at_export = learner._snapshot
-    restarted = _learner(workspace, tiny_base, export_every_events=10, max_events_per_update=10)
+    at_export = learner.exported_weights
+    restarted = start_learner(workspace, tiny_base, export_every_events=10, max_events_per_update=10)
     assert restarted.offset == 10 and restarted.tables.events_applied == 10
     for old, new in zip(at_export, restarted.optimizer.snapshot()):
         np.testing.assert_array_equal(old, new)
     assert restarted.step() == 5 and restarted.tables.events_applied == 15
     row = restarted.tables.user_row["ub3"]
     assert {restarted.tables.item_keys[r] for r in restarted.tables.seen[row]} >= {f"a{i}" for i in range(10)}
-    base_counts = learner._base_state[1].counts.values
+    base_counts = learner.base_tables.counts.values
     assert restarted.tables.counts.values[restarted.tables.item_row["a0"]] == base_counts[learner.tables.item_row["a0"]] + 2
     assert restarted.exported == [] and version in restarted.own_versions
 
 
 def test_rollback_republishes_and_the_learner_continues_from_the_restored_state(workspace, tiny_base):
-    learner = _learner(workspace, tiny_base, export_every_events=5, max_events_per_update=5)
-    _append(workspace, [_event(n, "ub4", f"b{n}") for n in range(5)])
+    learner = start_learner(workspace, tiny_base, export_every_events=5, max_events_per_update=5)
+    append_events(workspace, [rating_event(n, "ub4", f"b{n}") for n in range(5)])
     learner.step()
-    v1, weights_v1 = learner.exported[-1], learner._snapshot
-    _append(workspace, [_event(n, "ub5", f"b{n}") for n in range(5, 10)])
+    v1, weights_v1 = learner.exported[-1], learner.exported_weights
+    append_events(workspace, [rating_event(n, "ub5", f"b{n}") for n in range(5, 10)])
     learner.step()
     assert len(learner.exported) == 2
     v2 = learner.exported[-1]
@@ -148,14 +120,14 @@ def test_rollback_republishes_and_the_learner_continues_from_the_restored_state(
     assert learner.run(max_seconds=5, should_stop=lambda: learner.known_newest == copy) == "stopped"
     for old, new in zip(weights_v1, learner.optimizer.snapshot()):
         np.testing.assert_array_equal(old, new)
-    assert learner.tables.counts.values[learner.tables.item_row["b9"]] == learner._base_state[1].counts.values[learner.tables.item_row["b9"]]
-    _append(workspace, [_event(n, "ub6", f"b{n % 10}") for n in range(10, 15)])
+    assert learner.tables.counts.values[learner.tables.item_row["b9"]] == learner.base_tables.counts.values[learner.tables.item_row["b9"]]
+    append_events(workspace, [rating_event(n, "ub6", f"b{n % 10}") for n in range(10, 15)])
     learner.step()
     assert learner.exported[-1] > copy and learner.offset == 15
 
 
 def test_a_version_published_by_someone_else_stops_the_learner(workspace, tiny_base):
-    learner = _learner(workspace, tiny_base)
+    learner = start_learner(workspace, tiny_base)
     os.makedirs(workspace / "serving" / str(int(time.time()) + 10**6))
     assert learner.run(max_seconds=30) == "superseded"
 
@@ -183,12 +155,12 @@ def test_an_int8_variant_learns_in_float_and_each_version_is_requantized(workspa
     int8_dir = str(workspace / "int8_networks")
     export.save_trained(variants.int8_networks(export.load_trained(tiny_base.trained_dir)), int8_dir)
     write_marker(int8_dir, "int8", True, "test")
-    learner = _learner(workspace, tiny_base, trained_dir=int8_dir)
+    learner = start_learner(workspace, tiny_base, trained_dir=int8_dir)
     assert "compression variant 'int8'" in capsys.readouterr().out
     assert learner.grid.tables, "the int8 tables are learned as float tables"
     first = learner.export()
     new_item = {F.ITEM_TITLE: "The A Story new (2000)", F.ITEM_GENRES: tiny_data.GENRES["a"], F.ITEM_YEAR: 2000}
-    _append(workspace, [_event(n, f"ua{n}", "a-new", **new_item) for n in range(2, 10)])
+    append_events(workspace, [rating_event(n, f"ua{n}", "a-new", **new_item) for n in range(2, 10)])
     while learner.step():
         pass
     second = learner.export()

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from core import features as F
-from tests.online.test_learner import _append, _event, _learner
+from tests.online.learner_helpers import append_events, rating_event, start_learner
 from tests.trainer import tiny_data
 
 MODEL = "recsys"
@@ -19,7 +19,7 @@ def test_continuous_swaps_under_load_fail_no_request(workspace, tiny_base):
     from serving.config import ModelConfig, ServerConfig
     from serving.server import ModelServer
 
-    learner = _learner(workspace, tiny_base, export_every_events=3)
+    learner = start_learner(workspace, tiny_base, export_every_events=3)
     first = learner.export()
     config = ServerConfig(models=(ModelConfig(MODEL, str(workspace / "serving")),), grpc_port=0, rest_port=None,
                           poll_interval_s=0.1, drain_grace_s=2.0)
@@ -44,7 +44,7 @@ def test_continuous_swaps_under_load_fail_no_request(workspace, tiny_base):
         versions = [first]
         new_item = {F.ITEM_TITLE: "The B Story fresh (2001)", F.ITEM_GENRES: tiny_data.GENRES["b"], F.ITEM_YEAR: 2001}
         for round_ in range(3):
-            _append(workspace, [_event(100 * round_ + n, f"ub{n}", f"b-fresh-{round_}", **new_item) for n in range(3)])
+            append_events(workspace, [rating_event(100 * round_ + n, f"ub{n}", f"b-fresh-{round_}", **new_item) for n in range(3)])
             learner.step()
             versions.append(learner.exported[-1])
         with RecommendationClient(target, timeout_s=10.0) as client:
