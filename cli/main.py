@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import logging
+import warnings
 from typing import Dict, List, Optional, TextIO
 
 DEFAULT_OUTPUT = "output"
@@ -168,6 +169,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     set_up_process()
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):  # libraries' notices about their own future versions
+        warnings.filterwarnings("ignore", category=FutureWarning)
     set_terminal(sys.stderr)
     try:
         return int(args.func(args) or 0)
