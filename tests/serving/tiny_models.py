@@ -104,7 +104,7 @@ def build_tiny_model(path: str, version: int, contract: bool = True, payload_mb:
     shutil.rmtree(temp, ignore_errors=True)
     tf.saved_model.save(module, temp, signatures=signatures)
     if warmup:
-        from serving.warmup import write_warmup_requests
+        from trainer.warmup_requests import write_warmup_requests
 
         write_warmup_requests(temp, "rec", users)
     os.replace(temp, path)
