@@ -44,15 +44,15 @@ def _error(args: argparse.Namespace, message: str) -> None:
 
 def is_user_error(err: BaseException) -> bool:
     """Whether `err` is a mistake in the user's input (config, data, paths), not a failure."""
+    from components.validation_gate import DataValidationError
     from core.config_loader import ConfigError
     from ingest.errors import DataError
+    from online.artifacts import BaseNotFoundError
+    from online.events import EventValidationError
 
-    user_errors = (ConfigError, DataError, UserInputError, FileNotFoundError, NotADirectoryError,
-                   IsADirectoryError, PermissionError)
-    if isinstance(err, user_errors):
-        return True
-    return type(err).__name__ in {"OnlineConfigError", "KubeflowConfigError", "ServingConfigError",
-                                  "EventValidationError", "BaseNotFoundError", "DataValidationError"}
+    return isinstance(err, (ConfigError, DataError, UserInputError, DataValidationError, BaseNotFoundError,
+                            EventValidationError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                            PermissionError))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -90,17 +90,12 @@ class World:
 
 
 def check_config(cfg: SyntheticDataConfig) -> None:
-    """Raises ConfigError when the config cannot make a world."""
-    for name in ("num_users", "num_items", "num_interactions", "num_tastes"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"synthetic.{name} must be >= 1, got {getattr(cfg, name)}")
+    """Raises ConfigError when the config cannot make a world (beyond its own field rules)."""
     if cfg.num_interactions > cfg.num_users * cfg.num_items:
         raise ConfigError(
             f"synthetic.num_interactions ({cfg.num_interactions}) exceeds num_users * num_items "
             f"({cfg.num_users * cfg.num_items}): a user rates an item at most once"
         )
-    if not 0.0 < cfg.eval_fraction < 1.0:
-        raise ConfigError(f"synthetic.eval_fraction must be in (0, 1), got {cfg.eval_fraction}")
 
 
 def build_world(cfg: SyntheticDataConfig) -> World:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from core.config_loader import build_config, load_json_config
+from core.config_loader import ConfigError, build_config, load_json_config
 
 
-class KubeflowConfigError(ValueError):
+class KubeflowConfigError(ConfigError):
     """A Kubeflow configuration value is invalid; the message names the key."""
 
 

@@ -12,10 +12,10 @@ import dataclasses
 import math
 from typing import Any, Mapping, Optional
 
-from core.config_loader import build_config, load_json_config
+from core.config_loader import ConfigError, build_config, load_json_config
 
 
-class OnlineConfigError(ValueError):
+class OnlineConfigError(ConfigError):
     """An online-learning setting is invalid; the message names the field."""
 
 

@@ -13,6 +13,8 @@ import math
 import re
 from typing import Mapping, Optional, Tuple
 
+from core.config_loader import ConfigError
+
 # Model names are path segments of the REST API and keys of the gRPC ModelSpec; the server
 # never joins a requested name with a path, but configured names are still kept simple.
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -23,7 +25,7 @@ WORKER_MODES = ("thread", "process")
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
-class ServingConfigError(ValueError):
+class ServingConfigError(ConfigError):
     """A server setting is invalid; the message names the field."""
 
 
