@@ -1,18 +1,32 @@
-"""BuildServingModel: the trained networks + the item catalog -> the two-stage serving SavedModel.
+"""BuildServingModel: the trained networks + the item catalog -> the serving SavedModels.
 
 Reads the networks to serve (the Trainer's, or the variant CompressModel chose: its
 `compression.json` says whether the catalog embeddings are stored as int8), the Transform graph,
-the transformed training examples (for the per-user tables) and the item catalog examples;
-writes `<serving_model>/Format-Serving`, the SavedModel that the evaluation step judges and the
-Pusher copies to the serving directory. The Trainer's full networks, when given, are copied to
-`<serving_model>/trained` (not pushed): a later warm-started run starts from them.
+the transformed examples (for the per-user tables) and the item catalog examples.
+
+With the candidate ranker on (the default), it first trains the learned ranker over the merged
+candidate sources (`trainer.ranker_training`: sources fitted on the fit part of the train split,
+labels from its label slice; the two-tower source uses the Trainer's `fit_part/` networks) and
+saves it to `<serving_model>/candidate_ranker`.
+
+It writes two SavedModels with the same networks and ranker:
+* `<serving_model>/Format-Serving`: tables (histories, seen items, item-item neighbours,
+  popularity) from the train split only: the model the evaluation step judges on the eval split;
+* `<full_serving_model>/Format-Serving`: the same tables from every interaction (train and eval
+  splits): the model the Pusher copies to the serving directory once the first is blessed, so
+  users' newest interactions shape their recommendations and are not recommended back.
+The Trainer's full networks, when given, are copied to `<serving_model>/trained` and
+`<full_serving_model>/trained` (not pushed): a later warm-started run starts from them.
 """
 
 
+import json
 import logging
 import os
 from typing import Optional, Sequence
 
+import numpy as np
+import tensorflow_transform as tft
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
@@ -21,12 +35,24 @@ from tfx.utils import io_utils, path_utils
 from components.artifact_files import split_files
 from compression.serving_variants import Int8ServingModel, ServingContext, make_serving_model, serving_model_class
 from core import features as F
-from trainer import export
+from core.config_loader import from_dict
+from trainer import export, inputs, tables
+from trainer.candidate_ranker import save_ranker
+from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.entry import TRAINED_SUBDIR
 from trainer.item_item_config import ItemItemConfig
+from trainer.ranker_training import fit_candidate_ranker
 from trainer.serving_model import ServingOptions
 
+RANKER_SUBDIR = "candidate_ranker"  # beside a serving model's Format-Serving: the ranker it serves
+FIT_PART_SUBDIR = "fit_part"  # in the Trainer's model: networks that never saw the label slice
+
 WARMUP_USERS = 8
+
+
+def _read_interactions(patterns: Sequence[str], tft_output) -> dict:
+    data = inputs.transformed_dataset(patterns, tft_output, batch_size=8192, cache=False)
+    return tables.concat_batches(inputs.iterate_numpy(data, tables.USER_COLUMNS))
 
 
 def build_serving_model(
@@ -38,8 +64,14 @@ def build_serving_model(
     options: ServingOptions,
     warmup_model_name: Optional[str] = None,
     item_item: Optional[ItemItemConfig] = None,
+    ranker: Optional[CandidateRankerConfig] = None,
+    split: str = "random",
+    fit_part_dir: Optional[str] = None,
+    ranker_dir: Optional[str] = None,
+    eval_patterns: Sequence[str] = (),
+    full_export_dir: Optional[str] = None,
 ) -> str:
-    """Builds and exports the serving model; returns `export_dir`.
+    """Builds and exports the serving model (and the all-interactions one); returns `export_dir`.
 
     Args:
       trained_dir: directory written by `trainer.export.save_trained`.
@@ -49,24 +81,59 @@ def build_serving_model(
       export_dir: where the SavedModel goes (created atomically; must not exist).
       options: top-K and two-stage settings.
       warmup_model_name: when set, TF Serving warmup requests are written for this model name.
-      item_item: the item-item source's settings (None: two-tower candidates only).
+      item_item: the item-item source's settings (None: the default settings when the ranker
+        reads the source, else no item-item source).
+      ranker: the candidate ranker's settings (None or disabled: no ranker).
+      split: the run's split ("random" or "time"): how the ranker's label slice is cut.
+      fit_part_dir: the Trainer's networks fitted without the label slice, if any.
+      ranker_dir: where the trained ranker is saved (None: not saved).
+      eval_patterns: transformed eval examples, added to the tables of the full model.
+      full_export_dir: where the model with tables from every interaction goes (None: not built).
     """
     networks = export.load_trained(trained_dir)
-    context = ServingContext.load(transform_dir, train_patterns, catalog_patterns, options, item_item=item_item)
-    table = context.tables
-    logging.info("serving model: %d known users, %d catalog items", len(table.user_keys), len(table.item_keys))
+    tft_output = tft.TFTransformOutput(transform_dir)
+    catalog = tables.read_catalog(catalog_patterns)
+    item_features = tables.transform_catalog(catalog, tft_output)
+    train = _read_interactions(train_patterns, tft_output)
+    trained_ranker = None
+    if ranker is not None and ranker.enabled:
+        item_item = item_item or ItemItemConfig()
+        fit_networks = None
+        if fit_part_dir and all(os.path.exists(os.path.join(fit_part_dir, n)) for n in export.NETWORKS):
+            fit_networks = export.load_trained(fit_part_dir)
+        trained_ranker = fit_candidate_ranker(
+            train, tft_output, catalog, item_features, split, ranker, item_item, fit_networks,
+            options.context_timestamp, log=lambda line: print(line, flush=True),
+        )
+        if ranker_dir:
+            save_ranker(trained_ranker, ranker_dir, ranker.layers, ranker.bags)
     int8_candidates = serving_model_class(trained_dir) is Int8ServingModel
-    module = make_serving_model(networks, context, int8_candidates)
     finalize = None
     if warmup_model_name:
         from trainer import warmup_requests as warmup
 
-        users = [u.decode() for u in table.user_keys[:WARMUP_USERS]] + ["unknown-user"]
+        users = [u.decode() for u in np.asarray(
+            tft_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)[:WARMUP_USERS].astype(bytes)] + ["unknown-user"]
 
         def finalize(tmp_dir: str) -> None:
             warmup.write_warmup_requests(tmp_dir, warmup_model_name, users)
 
-    return export.export_serving(module, export_dir, finalize=finalize)
+    def export_with(interactions: dict, directory: str) -> str:
+        context = ServingContext.from_interactions(tft_output, catalog, item_features, interactions, options,
+                                                   item_item=item_item, candidate_ranker=trained_ranker)
+        logging.info("serving model: %d known users, %d catalog items", len(context.tables.user_keys),
+                     len(context.tables.item_keys))
+        return export.export_serving(make_serving_model(networks, context, int8_candidates), directory,
+                                     finalize=finalize)
+
+    export_with(train, export_dir)
+    if full_export_dir:
+        every = train
+        if eval_patterns:
+            held_out = _read_interactions(eval_patterns, tft_output)
+            every = {name: np.concatenate([train[name], held_out[name]]) for name in train}
+        export_with(every, full_export_dir)
+    return export_dir
 
 
 @component
@@ -76,13 +143,21 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
     transformed_examples: InputArtifact[standard_artifacts.Examples],
     items: InputArtifact[standard_artifacts.Examples],
     serving_model: OutputArtifact[standard_artifacts.Model],
+    full_serving_model: OutputArtifact[standard_artifacts.Model],
     trained_model: InputArtifact[standard_artifacts.Model] = None,  # optional input
     model_name: Parameter[str] = "recsys",
     top_k: Parameter[int] = 100,
     candidates_to_rank: Parameter[int] = 100,
     ranking_weight: Parameter[float] = 0.0,
+    split: Parameter[str] = "random",
+    candidate_ranker: Parameter[str] = "{}",  # CandidateRankerConfig as JSON
+    item_item: Parameter[str] = "{}",  # ItemItemConfig as JSON
 ) -> None:
     """TFX component wrapper of `build_serving_model`."""
+    ranker_cfg = from_dict(CandidateRankerConfig, json.loads(candidate_ranker), "candidate_ranker")
+    item_item_cfg = from_dict(ItemItemConfig, json.loads(item_item), "item_item")
+    trainer_dir = path_utils.serving_model_path(trained_model.uri) if trained_model is not None else None
+    ranker_dir = os.path.join(serving_model.uri, RANKER_SUBDIR)
     build_serving_model(
         trained_dir=path_utils.serving_model_path(model.uri),
         transform_dir=transform_graph.uri,
@@ -93,7 +168,16 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
             top_k=top_k, candidates_to_rank=candidates_to_rank, ranking_weight=ranking_weight
         ),
         warmup_model_name=model_name,
+        item_item=item_item_cfg if item_item_cfg.enabled else None,
+        ranker=ranker_cfg,
+        split=split,
+        fit_part_dir=os.path.join(trainer_dir, FIT_PART_SUBDIR) if trainer_dir else None,
+        ranker_dir=ranker_dir,
+        eval_patterns=split_files(transformed_examples, F.EVAL_SPLIT),
+        full_export_dir=path_utils.serving_model_path(full_serving_model.uri),
     )
-    if trained_model is not None:
-        io_utils.copy_dir(path_utils.serving_model_path(trained_model.uri),
-                          os.path.join(serving_model.uri, TRAINED_SUBDIR))
+    for artifact in (serving_model, full_serving_model):
+        if trainer_dir is not None:
+            io_utils.copy_dir(trainer_dir, os.path.join(artifact.uri, TRAINED_SUBDIR))
+        if artifact is not serving_model and os.path.isdir(ranker_dir):
+            io_utils.copy_dir(ranker_dir, os.path.join(artifact.uri, RANKER_SUBDIR))

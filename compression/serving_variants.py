@@ -24,6 +24,7 @@ import tensorflow_transform as tft
 from compression import int8
 from core import features as F
 from trainer import export, inputs, tables
+from trainer.candidate_ranker import TrainedRanker
 from trainer.item_item_config import ItemItemConfig
 from trainer.serving_model import ServingModel, ServingOptions, ServingTables
 
@@ -50,6 +51,25 @@ class ServingContext:
     item_features: Dict[str, np.ndarray]
     tables: ServingTables
     options: ServingOptions
+    candidate_ranker: Optional[TrainedRanker] = None
+
+    @classmethod
+    def from_interactions(
+        cls,
+        tft_output: tft.TFTransformOutput,
+        catalog: Dict[str, np.ndarray],
+        item_features: Dict[str, np.ndarray],
+        interactions: Dict[str, np.ndarray],
+        options: ServingOptions,
+        item_item: Optional[ItemItemConfig] = None,
+        candidate_ranker: Optional[TrainedRanker] = None,
+    ) -> "ServingContext":
+        """The context of already-read interactions (`tables.USER_COLUMNS`); with a candidate
+        ranker the tables also carry its popularity sources, at the ranker's half-life."""
+        half_life = candidate_ranker.half_life if candidate_ranker is not None else None
+        table = tables.build_tables([interactions], tft_output, catalog, item_features, item_item=item_item,
+                                    half_life=half_life)
+        return cls(tft_output, catalog, item_features, table, options, candidate_ranker)
 
     @classmethod
     def load(
@@ -88,7 +108,7 @@ def make_serving_model(
     cls = Int8ServingModel if int8_candidates else ServingModel
     return cls(
         networks.query_tower, networks.ranking_model, embeddings, context.tables,
-        context.tft_output.transform_features_layer(), context.options,
+        context.tft_output.transform_features_layer(), context.options, context.candidate_ranker,
     )
 
 

@@ -17,7 +17,9 @@ from compression.config import CompressionConfig
 from core.config_loader import ConfigError, check, from_dict, one_of, read_json_object
 from evaluation.config import EvaluationConfig
 from ingest.config import SyntheticDataConfig
+from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.config import TrainerConfig
+from trainer.item_item_config import ItemItemConfig
 
 __all__ = ["BeamConfig", "PipelineConfig", "ConfigError", "load_config", "to_dict",
            "TrainerConfig", "EvaluationConfig", "CompressionConfig", "SyntheticDataConfig"]
@@ -94,6 +96,10 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     beam: BeamConfig = BeamConfig()
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
+    # The served order: candidates of the two-tower, item-item, popularity and recent popularity
+    # sources, merged and ranked by a learned ranker (BuildServingModel trains it).
+    candidate_ranker: CandidateRankerConfig = CandidateRankerConfig()
+    item_item: ItemItemConfig = ItemItemConfig()
 
     def __post_init__(self) -> None:
         check("", [

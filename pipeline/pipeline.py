@@ -2,15 +2,18 @@
 
 interactions ─ OrderedImportExampleGen ─ StatisticsGen ─ ExampleValidator (curated schema) ─ ValidationGate
                      └─ Transform (after the gate) ─ Trainer ─ CompressModel ─ BuildServingModel ◄─ items
-                                                                                  └─ EvaluateModel
-                                                                                        └─ Pusher
+                                                          serving_model (train tables) ┘   └ full_serving_model
+                                                                   └─ EvaluateModel ─ blessing ─► Pusher ◄┘
 latest blessed model (Resolver) ─► EvaluateModel (the gate's baseline)
                                 └► Trainer (warm start, when `warm_start` is set)
 
 OrderedImportExampleGen is TFX's ImportExampleGen without its in-memory shuffle before the write
 (`components.import_examples`); Transform's own statistics are off unless `transform_statistics`.
 CompressModel is present when `compress` is set (the default); without it BuildServingModel
-serves the Trainer's networks.
+serves the Trainer's networks. BuildServingModel trains the candidate ranker and writes two
+models with the same weights: `serving_model` (tables from the train split), which EvaluateModel
+judges on the eval split, and `full_serving_model` (tables from every interaction), which the
+Pusher pushes once the first is blessed.
 """
 
 from __future__ import annotations
@@ -135,6 +138,9 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         top_k=cfg.trainer.top_k,
         candidates_to_rank=cfg.trainer.candidates_to_rank,
         ranking_weight=cfg.trainer.ranking_weight,
+        split=cfg.split,
+        candidate_ranker=json.dumps(dataclasses.asdict(cfg.candidate_ranker)),
+        item_item=json.dumps(dataclasses.asdict(cfg.item_item)),
     )
     evaluate = EvaluateModel(
         serving_model=build.outputs["serving_model"],
@@ -150,7 +156,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         gate_baseline_margin=cfg.evaluation.gate_baseline_margin,
     )
     pusher = AtomicPusher(
-        model=build.outputs["serving_model"],
+        model=build.outputs["full_serving_model"],  # judged as `serving_model`, served with every interaction
         model_blessing=evaluate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.serving_model_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from core.config_loader import check
+
 WEIGHT_DTYPES = ("float32", "float16")
 
 
@@ -35,15 +37,13 @@ class ItemItemConfig:
     weights_dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        checks = (
-            ("neighbours", self.neighbours >= 1, "must be at least 1"),
-            ("ease_l2", self.ease_l2 > 0, "must be positive"),
-            ("ease_max_items", self.ease_max_items >= 0, "must be non-negative"),
-            ("cooccurrence_shrinkage", self.cooccurrence_shrinkage >= 0, "must be non-negative"),
-            ("max_history", self.max_history >= 1, "must be at least 1"),
-            ("block_bytes", self.block_bytes >= 1, "must be positive"),
-            ("weights_dtype", self.weights_dtype in WEIGHT_DTYPES, f"must be one of {WEIGHT_DTYPES}"),
-        )
-        for key, ok, what in checks:
-            if not ok:
-                raise ValueError(f"item_item.{key} {what}, got {getattr(self, key)!r}")
+        check("item_item", [
+            (self.neighbours >= 1, f"neighbours must be at least 1, got {self.neighbours!r}"),
+            (self.ease_l2 > 0, f"ease_l2 must be positive, got {self.ease_l2!r}"),
+            (self.ease_max_items >= 0, f"ease_max_items must be non-negative, got {self.ease_max_items!r}"),
+            (self.cooccurrence_shrinkage >= 0,
+             f"cooccurrence_shrinkage must be non-negative, got {self.cooccurrence_shrinkage!r}"),
+            (self.max_history >= 1, f"max_history must be at least 1, got {self.max_history!r}"),
+            (self.block_bytes >= 1, f"block_bytes must be positive, got {self.block_bytes!r}"),
+            (self.weights_dtype in WEIGHT_DTYPES, f"weights_dtype must be one of {WEIGHT_DTYPES}, got {self.weights_dtype!r}"),
+        ])

@@ -34,6 +34,9 @@ import numpy as np
 import tensorflow as tf
 
 from core import features as F
+from trainer.candidate_features import candidate_features
+from trainer.candidate_ranker import TrainedRanker
+from trainer.candidate_sources import PopularityTables
 from trainer.config import TrainerConfig
 from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
 from trainer.item_item_tables import ItemItemTables
@@ -56,6 +59,7 @@ class ServingTables:
       popular_rows: catalog rows by descending training popularity, [>= K].
       popular_scores: their popularity scores (share of training interactions).
       item_item: the item-item source's neighbour table and recent histories, or None.
+      sources: popularity, recent popularity and the ranker's count features, or None.
     """
 
     user_keys: np.ndarray
@@ -69,6 +73,7 @@ class ServingTables:
     popular_rows: np.ndarray
     popular_scores: np.ndarray
     item_item: Optional[ItemItemTables] = None
+    sources: Optional[PopularityTables] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +102,8 @@ class ServingModel(tf.Module):
 
     # Without item-item tables (and in subclasses that build their own state) there is no source.
     item_item: Optional[ItemItemSource] = None
+    # Without a candidate ranker, candidates are ordered by their retrieval score (+ rating term).
+    candidate_ranker: Optional[tf.keras.Model] = None
 
     def __init__(
         self,
@@ -106,6 +113,7 @@ class ServingModel(tf.Module):
         tables: ServingTables,
         transform_layer: tf.keras.layers.Layer,
         options: ServingOptions,
+        candidate_ranker: Optional[TrainedRanker] = None,
     ) -> None:
         super().__init__(name="recommender")
         n_items = len(tables.item_keys)
@@ -154,6 +162,21 @@ class ServingModel(tf.Module):
             self.retrieve_item_item = tf.function(
                 self._retrieve_item_item, input_signature=[_string_spec(F.USER_ID)]
             )
+        if candidate_ranker is not None:
+            self._set_candidate_ranker(candidate_ranker, tables)
+
+    def _set_candidate_ranker(self, ranker: TrainedRanker, tables: ServingTables) -> None:
+        """Serves the merged candidates of `ranker.sources`, ordered by the ranker."""
+        if tables.sources is None or ("item_item" in ranker.sources and tables.item_item is None):
+            raise ValueError(f"the candidate ranker reads {list(ranker.sources)}, but the tables lack them")
+        self.candidate_ranker = ranker.model
+        self._ranker_sources = tuple(ranker.sources)
+        self._per_source = ranker.per_source
+        sources = tables.sources
+        self.popularity = tf.Variable(sources.popularity, trainable=False, name="popularity")
+        self.recent_popularity = tf.Variable(sources.recent_popularity, trainable=False, name="recent_popularity")
+        self.item_log_count = tf.Variable(sources.item_log_count, trainable=False, name="item_log_count")
+        self.user_log_activity = tf.Variable(sources.user_log_activity, trainable=False, name="user_log_activity")
 
     # ---- building blocks ---------------------------------------------------------------
     def _user_rows(self, user_id: tf.Tensor) -> tf.Tensor:
@@ -227,13 +250,45 @@ class ServingModel(tf.Module):
         width = min(self._n_candidates + self.item_item.top_n, self.item_item.num_items)
         return tf.math.top_k(pre_rank, k=width)
 
+    def _ranked_candidates(self, tower_scores: tf.Tensor, exclude: tf.Tensor, history: tf.Tensor,
+                           user_rows: tf.Tensor):
+        """Top-K of the merged sources' candidates by the learned ranker: (rows, scores) [B, K]."""
+        batch = tf.shape(tower_scores)[0]
+        n_items = int(self.candidate_embeddings.shape[0])
+        scores = []
+        for source in self._ranker_sources:
+            if source == "two_tower":
+                scores.append(tower_scores)
+            elif source == "item_item":
+                item_scores, reached = self.item_item.scores(history)
+                scores.append(tf.where(reached, item_scores, tf.fill(tf.shape(item_scores), float("-inf"))))
+            else:
+                table = self.popularity if source == "popularity" else self.recent_popularity
+                scores.append(tf.tile(tf.expand_dims(tf.convert_to_tensor(table), 0), [batch, 1]))
+        rows, valid, feats = candidate_features(
+            scores, exclude, self.item_log_count, tf.gather(self.user_log_activity, user_rows), self._per_source,
+            n_items,
+        )
+        logits = self.candidate_ranker(feats, training=False)
+        logits = tf.where(valid, logits, tf.fill(tf.shape(logits), float("-inf")))
+        width = int(rows.shape[1])
+        final_scores, order = tf.math.top_k(logits, k=min(self._k, width))
+        final_rows = tf.gather(rows, order, batch_dims=1)
+        if width < self._k:  # fewer candidates than K: the missing slots score -inf
+            padding = [[0, 0], [0, self._k - width]]
+            final_rows = tf.pad(final_rows, padding)
+            final_scores = tf.pad(final_scores, padding, constant_values=float("-inf"))
+        return final_rows, final_scores
+
     def _two_stage(
         self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor, rerank: bool = True,
-        history: Optional[tf.Tensor] = None,
+        history: Optional[tf.Tensor] = None, user_rows: Optional[tf.Tensor] = None,
     ):
         names = self.query_tower.input_names
         query = self.query_tower({n: user_feats[n] for n in names}, training=False)
         scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
+        if rerank and self.candidate_ranker is not None and user_rows is not None:
+            return self._ranked_candidates(scores, exclude, history, user_rows)
         scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
         if history is None:
             retrieval_scores, rows = tf.math.top_k(scores, k=self._n_candidates)
@@ -264,7 +319,7 @@ class ServingModel(tf.Module):
     def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
         top_rows, scores = self._two_stage(
-            self._known_user_features(rows), self._seen_mask(rows), history=self._history(rows)
+            self._known_user_features(rows), self._seen_mask(rows), history=self._history(rows), user_rows=rows
         )
         return self._with_fallback(rows != self._unknown_row, top_rows, scores)
 
@@ -313,7 +368,8 @@ class ServingModel(tf.Module):
         feats[F.USER_HISTORY] = tf.gather(self.user_features[F.USER_HISTORY], self._user_rows(user_id))
         feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(user_id), tf.constant(self._timestamp, tf.float32))
         user_rows = self._user_rows(user_id)
-        rows_out, scores = self._two_stage(feats, self._seen_mask(user_rows), history=self._history(user_rows))
+        rows_out, scores = self._two_stage(feats, self._seen_mask(user_rows), history=self._history(user_rows),
+                                           user_rows=user_rows)
         return self._with_fallback(tf.ones_like(user_id, tf.bool), rows_out, scores)
 
     @tf.function(input_signature=[_string_spec(F.USER_ID), _string_spec(F.ITEM_ID, (None, None))])

@@ -15,11 +15,12 @@ import tensorflow_transform as tft
 from core import features as F
 from core import tfrecord_columns
 from trainer import history
+from trainer.candidate_sources import popularity_tables
 from trainer.item_item_config import ItemItemConfig
 from trainer.item_item_tables import build_item_item_tables
 from trainer.serving_model import ServingTables
 
-_USER_COLUMNS = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
+USER_COLUMNS = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)
 
 
 def read_catalog(file_patterns: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -72,14 +73,26 @@ def unknown_user_features(tf_transform_output: tft.TFTransformOutput) -> Dict[st
     return {name: int(np.asarray(out[name]).reshape(-1)[0]) for name in F.USER_TRANSFORMED}
 
 
-def _concat(batches: Iterable[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-    parts: Dict[str, list] = {name: [] for name in _USER_COLUMNS}
+def concat_batches(batches: Iterable[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """The `USER_COLUMNS` of transformed batches, concatenated.
+
+    Raises:
+      ValueError: there are no interactions.
+    """
+    parts: Dict[str, list] = {name: [] for name in USER_COLUMNS}
     for batch in batches:
-        for name in _USER_COLUMNS:
+        for name in USER_COLUMNS:
             parts[name].append(batch[name])
     if not parts[F.ITEM_ID_XF]:
         raise ValueError("no training interactions to build the user tables from")
     return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def catalog_rows_of_items(tf_transform_output: tft.TFTransformOutput, catalog_keys: np.ndarray) -> np.ndarray:
+    """Transformed item index -> catalog row (-1 for the OOV buckets or items not in the catalog)."""
+    item_vocab = tf_transform_output.vocabulary_by_name(F.ITEM_ID_VOCAB)
+    row_of_key = {key: row for row, key in enumerate(catalog_keys)}
+    return np.array([row_of_key.get(key, -1) for key in item_vocab] + [-1] * F.OOV_BUCKETS)
 
 
 def build_tables(
@@ -88,21 +101,20 @@ def build_tables(
     catalog: Dict[str, np.ndarray],
     catalog_features: Dict[str, np.ndarray],
     item_item: Optional[ItemItemConfig] = None,
+    half_life: Optional[float] = None,
 ) -> ServingTables:
     """Per-user and per-item tables from transformed training batches and the catalog.
 
     A user's side features are those of their newest training interaction; the unknown-user
     row (last) carries the out-of-vocabulary index of every user feature. With an enabled
     `item_item` config the tables also carry the item-item source, learned from the same
-    (user, catalog row) interactions as the seen-item filter.
+    (user, catalog row) interactions as the seen-item filter. With `half_life` they also carry
+    the popularity sources (`trainer.candidate_sources`) the candidate ranker reads.
     """
-    data = _concat(train_batches)
+    data = concat_batches(train_batches)
     user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
-    item_vocab = tf_transform_output.vocabulary_by_name(F.ITEM_ID_VOCAB)
     catalog_keys = catalog[F.ITEM_ID]
-    row_of_key = {key: row for row, key in enumerate(catalog_keys)}
-    # Transformed item index -> catalog row (-1 for the OOV bucket or unknown items).
-    item_rows = np.array([row_of_key.get(key, -1) for key in item_vocab] + [-1] * F.OOV_BUCKETS)
+    item_rows = catalog_rows_of_items(tf_transform_output, catalog_keys)
     rows = item_rows[data[F.ITEM_ID_XF]]
     users = data[F.USER_ID_XF]
     known = (users < len(user_vocab)) & (rows >= 0)
@@ -132,6 +144,9 @@ def build_tables(
         item_item_tables = build_item_item_tables(
             users, rows, data[F.TIMESTAMP_XF][known], n_users, len(catalog_keys), item_item
         )
+    sources = None
+    if half_life is not None:
+        sources = popularity_tables(users, rows, data[F.TIMESTAMP_XF][known], n_users, len(catalog_keys), half_life)
     return ServingTables(
         user_keys=user_vocab.astype(bytes),
         user_features=user_features,
@@ -144,5 +159,6 @@ def build_tables(
         popular_rows=popular.astype(np.int32),
         popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
         item_item=item_item_tables,
+        sources=sources,
     )
 

@@ -1,0 +1,149 @@
+"""Trains the candidate ranker: sources fitted on the fit part, labels from the label slice.
+
+The train split's interactions are cut by `trainer.label_slice`. Every source is fitted on the
+fit part alone (item-item neighbours, popularity, recent popularity at each candidate half-life,
+and the two-tower when the Trainer left networks that never saw the label slice); each label
+user's merged candidates and features come from `trainer.candidate_features`, exactly as the
+serving model computes them; a candidate is positive when it is one of the user's label-slice
+items. The half-life whose recent popularity scores the label slice best is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from core import features as F
+from trainer import export, tables
+from trainer.candidate_features import candidate_features
+from trainer.candidate_ranker import TrainedRanker, train_ranker
+from trainer.candidate_ranker_config import CandidateRankerConfig
+from trainer.candidate_sources import popularity_tables, recent_popularity
+from trainer.item_item_config import ItemItemConfig
+from trainer.item_item_source import ItemItemSource
+from trainer.label_slice import label_slice_mask
+from trainer.serving_model import ServingTables
+
+USERS_PER_BATCH = 256
+
+
+def _seen_matrix(fit: ServingTables, users: np.ndarray, n_items: int) -> np.ndarray:
+    seen = np.zeros((len(users), n_items), bool)
+    for i, u in enumerate(users):
+        seen[i, fit.seen_values[fit.seen_row_splits[u]:fit.seen_row_splits[u + 1]]] = True
+    return seen
+
+
+def _recall_at_20(scores: np.ndarray, seen: np.ndarray, labels: List[np.ndarray]) -> float:
+    masked = np.where(seen, -np.inf, scores)
+    top = np.argpartition(-masked, 20, axis=1)[:, :20]
+    return float(np.mean([np.isin(lab, t).sum() / min(20, len(lab)) for lab, t in zip(labels, top)]))
+
+
+def _two_tower_scorer(networks: export.Networks, fit: ServingTables, timestamp: float
+                      ) -> Callable[[np.ndarray], np.ndarray]:
+    embeddings = tables.embed_catalog(networks.candidate_tower, fit.item_features)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        feats = {k: tf.constant(v[users]) for k, v in fit.user_features.items()}
+        feats[F.TIMESTAMP_XF] = tf.fill([len(users)], tf.constant(timestamp, tf.float32))
+        query = networks.query_tower({n: feats[n] for n in networks.query_tower.input_names}, training=False)
+        return (query.numpy() @ embeddings.T).astype(np.float32)
+
+    return score
+
+
+def fit_candidate_ranker(
+    data: Dict[str, np.ndarray],
+    tft_output: tft.TFTransformOutput,
+    catalog: Dict[str, np.ndarray],
+    item_features: Dict[str, np.ndarray],
+    split: str,
+    cfg: CandidateRankerConfig,
+    item_item: ItemItemConfig,
+    fit_networks: Optional[export.Networks] = None,
+    context_timestamp: float = 1.0,
+    log: Callable[[str], None] = logging.info,
+) -> TrainedRanker:
+    """The ranker of the candidates of `cfg.sources`, trained on the train split `data`.
+
+    Args:
+      data: the train split's `tables.USER_COLUMNS`, concatenated.
+      tft_output / catalog / item_features: the Transform output and the catalog (raw and
+        transformed).
+      split: the run's split ("random" or "time"), which decides how the label slice is cut.
+      cfg: the ranker's settings.
+      item_item: the item-item source's settings.
+      fit_networks: networks trained on the fit part only (the two-tower source), or None
+        (then the two-tower is left out of the sources).
+      context_timestamp: the transformed timestamp the query tower is given.
+      log: progress lines.
+    """
+    sources = tuple(s for s in cfg.sources if s != "two_tower" or fit_networks is not None)
+    if sources != cfg.sources:
+        log("candidate ranker: no fit-part networks from the Trainer, so the two-tower is not among its sources")
+    in_label = label_slice_mask(data[F.USER_ID_XF], data[F.ITEM_ID_XF], data[F.TIMESTAMP_XF], split,
+                                cfg.label_fraction)
+    fit_part = {name: column[~in_label] for name, column in data.items()}
+    fit = tables.build_tables([fit_part], tft_output, catalog, item_features, item_item=item_item, half_life=1.0)
+    n_users, n_items = len(fit.user_keys), len(fit.item_keys)
+    item_rows = tables.catalog_rows_of_items(tft_output, catalog[F.ITEM_ID])
+    label_users = data[F.USER_ID_XF][in_label]
+    label_rows = item_rows[data[F.ITEM_ID_XF][in_label]]
+    known = (label_users < n_users) & (label_rows >= 0)
+    pairs = np.unique(np.stack([label_users[known], label_rows[known]], axis=1), axis=0)
+    fit_seen = np.zeros(len(pairs), bool)
+    for i, (u, r) in enumerate(pairs):
+        fit_seen[i] = r in fit.seen_values[fit.seen_row_splits[u]:fit.seen_row_splits[u + 1]]
+    pairs = pairs[~fit_seen]  # positives are items new to the user
+    users, starts = np.unique(pairs[:, 0], return_index=True)
+    labels = np.split(pairs[:, 1], starts[1:])
+    if len(users) > cfg.max_users:
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(users), cfg.max_users, replace=False))
+        users, labels = users[pick], [labels[i] for i in pick]
+    log(f"candidate ranker: {len(users)} label users, {len(pairs)} label-slice interactions new to their user, "
+        f"sources {', '.join(sources)}")
+
+    fit_users = fit_part[F.USER_ID_XF]
+    fit_rows = item_rows[fit_part[F.ITEM_ID_XF]]
+    ok = (fit_users < n_users) & (fit_rows >= 0)
+    timestamps = fit_part[F.TIMESTAMP_XF][ok]
+    sample = slice(0, min(len(users), 2000))
+    seen_sample = _seen_matrix(fit, users[sample], n_items)
+    recalls = {h: _recall_at_20(np.broadcast_to(recent_popularity(fit_rows[ok], timestamps, n_items, h), seen_sample.shape),
+                                seen_sample, labels[sample]) for h in cfg.half_lives}
+    half_life = max(recalls, key=recalls.get)
+    log("candidate ranker: recent popularity Recall@20 on the label slice by half-life: "
+        + ", ".join(f"{h:g}: {r:.4f}" for h, r in recalls.items()) + f" -> {half_life:g}")
+    pop = popularity_tables(fit_users[ok], fit_rows[ok], timestamps, n_users, n_items, half_life)
+    item_source = ItemItemSource(fit.item_item.neighbour_ids, fit.item_item.neighbour_weights, top_n=1) \
+        if "item_item" in sources else None
+    tower = _two_tower_scorer(fit_networks, fit, context_timestamp) if "two_tower" in sources else None
+
+    feats, valid, positives = [], [], []
+    for start in range(0, len(users), USERS_PER_BATCH):
+        batch = users[start:start + USERS_PER_BATCH]
+        scores = []
+        for source in sources:
+            if source == "two_tower":
+                scores.append(tf.constant(tower(batch)))
+            elif source == "item_item":
+                item_scores, reached = item_source.scores(tf.constant(fit.item_item.recent_rows[batch]))
+                scores.append(tf.where(reached, item_scores, float("-inf")))
+            else:
+                table = pop.popularity if source == "popularity" else pop.recent_popularity
+                scores.append(tf.constant(np.broadcast_to(table, (len(batch), n_items))))
+        rows, ok_slots, x = candidate_features(
+            scores, tf.constant(_seen_matrix(fit, batch, n_items)), pop.item_log_count,
+            pop.user_log_activity[batch], cfg.per_source, n_items,
+        )
+        rows = rows.numpy()
+        feats.append(x.numpy())
+        valid.append(ok_slots.numpy())
+        positives.append(np.stack([np.isin(r, labels[start + i]) for i, r in enumerate(rows)]))
+    return train_ranker(np.concatenate(feats), np.concatenate(valid), np.concatenate(positives), sources,
+                        half_life, cfg, log=log)
