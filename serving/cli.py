@@ -93,6 +93,10 @@ def register(subparsers: argparse._SubParsersAction,
                  "max_enqueued_batches"):
         sched.add_argument("--" + flag.replace("_", "-"), type=int, default=None,
                            help=f"TF Serving's {flag} (default: {getattr(defaults, flag)})")
+    sched.add_argument("--frontend-processes", type=int, default=1,
+                       help="gRPC/REST front-end processes sharing the ports (SO_REUSEPORT) in "
+                            "front of one model worker pool; about one per core beyond the "
+                            "first (1: in this process)")
     sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread",
                        help="model workers: threads sharing each version, or processes")
     sched.add_argument("--priority-classes", default="low,normal,high",
@@ -172,7 +176,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
                             max_tensor_elements=args.max_tensor_elements,
                             header_timeout_s=args.header_timeout_s,
                             idle_timeout_s=args.idle_timeout_s),
-        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s)
+        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s,
+        frontend_processes=args.frontend_processes)
 
 
 def run_serve(args: argparse.Namespace,

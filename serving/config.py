@@ -199,7 +199,9 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
     """Everything ``ModelServer`` needs.  Ports 0 bind a free port; ``rest_port=None`` disables
-    the REST front end.
+    the REST front end.  ``frontend_processes`` > 1 serves gRPC and REST from that many
+    processes sharing the ports (SO_REUSEPORT) in front of this process's one model worker
+    pool (``serving.frontends``); 1 serves them from this process.
     """
 
     models: Tuple[ModelConfig, ...]
@@ -215,6 +217,7 @@ class ServerConfig:
     drain_grace_s: float = 10.0
     max_warmup_records: int = 1000
     load_timeout_s: float = 300.0
+    frontend_processes: int = 1
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -231,6 +234,8 @@ class ServerConfig:
         _require(self.drain_grace_s >= 0, "drain_grace_s must be >= 0")
         _require(self.max_warmup_records >= 0, "max_warmup_records must be >= 0")
         _require(self.load_timeout_s > 0, "load_timeout_s must be > 0")
+        _require(isinstance(self.frontend_processes, int) and 1 <= self.frontend_processes <= 64,
+                 "frontend_processes must be an integer in [1, 64]")
 
     def model(self, name: str) -> ModelConfig:
         """The configured model called ``name`` (KeyError when absent)."""

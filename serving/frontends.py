@@ -1,0 +1,199 @@
+"""Front ends in several processes sharing the gRPC and REST ports, in front of one model pool.
+
+Python serves one request at a time per process (the GIL), and a gRPC or HTTP request costs
+more CPU in its transport than in the scheduler.  ``FrontendProcesses`` starts N spawned
+processes that each bind the same gRPC and REST ports with SO_REUSEPORT (the kernel spreads
+new connections over them) and run the ordinary front ends on a ``RemoteCore``; every
+request crosses one pipe to this process, whose one ``ServingCore`` (scheduler, versions,
+model workers) serves them all, so a model is loaded once however many front ends there are.
+A front-end process imports no model; it decodes nothing (the model process decodes against
+the version it pins) and sheds low classes by its own event-loop lag.
+
+This process reserves the ports first (a port another program holds fails here, with the
+same message as in-process front ends), keeps them bound until it stops, and is the only
+process that reacts to SIGINT/SIGTERM: front ends ignore them, drain on ``("drain",)`` and
+stop on ``("stop", grace_s)`` after their in-flight requests are answered (or the grace ends).
+Connections are balanced per connection, not per request: a client on one gRPC channel talks
+to one front end.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from serving.config import ServerConfig
+from serving.core import ServingCore
+from serving.frontend_link import CoreLink, RemoteCore
+
+_LOG = logging.getLogger(__name__)
+START_TIMEOUT_S = 120.0  # a front end imports grpc and the TF Serving protos
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` (0: a free port) so that only SO_REUSEPORT sockets may share it.
+
+    Args:
+        host: the interface.
+        port: the port, 0 for any free one.
+
+    Returns:
+        The bound (not listening) socket; close it to give the port back.
+
+    Raises:
+        OSError: the port is in use or not an address of this machine.
+    """
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))  # no SO_REUSEPORT: fails while anyone else listens there
+        port = probe.getsockname()[1]
+    finally:
+        probe.close()
+    keeper = socket.socket(probe.family, socket.SOCK_STREAM)
+    keeper.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    keeper.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        keeper.bind((host, port))
+    except OSError:
+        keeper.close()
+        raise
+    return keeper
+
+
+def _frontend_main(conn: Any, config: ServerConfig, grpc_port: int, rest_port: Optional[int],
+                   log_level: int) -> None:
+    """Entry point of a front-end process: serve until told to stop or the model process ends."""
+    from core.process import set_up_process
+
+    set_up_process()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model process coordinates shutdown
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from serving.grpc_service import GrpcFrontend
+    from serving.rest_service import RestFrontend
+
+    core = RemoteCore(config, conn)
+    grpc_frontend = GrpcFrontend(core, config.host, grpc_port, config.limits.max_body_bytes,
+                                 reuse_port=True)  # type: ignore[arg-type]
+    rest_frontend = None
+    try:
+        grpc_frontend.start()
+        if rest_port is not None:
+            rest_frontend = RestFrontend(core, config.host, rest_port,  # type: ignore[arg-type]
+                                         reuse_port=True)
+            rest_frontend.start()
+    except (OSError, RuntimeError) as err:
+        core.notify("failed", f"{type(err).__name__}: {err}")
+        grpc_frontend.stop(0.0)
+        return
+    core.notify("started", os.getpid())
+    core.stop_requested.wait()
+    grace = core.stop_grace_s
+    grpc_frontend.stop(grace)
+    if rest_frontend is not None:
+        rest_frontend.stop()
+    conn.close()
+
+
+class FrontendProcesses:
+    """N front-end processes on shared ports, serving through this process's core.
+
+    Args:
+        core: the started serving core.
+        config: the server settings (host, ports, ``frontend_processes``).
+    """
+
+    def __init__(self, core: ServingCore, config: ServerConfig) -> None:
+        self._core = core
+        self._config = config
+        self._context = multiprocessing.get_context("spawn")
+        self._keepers: List[socket.socket] = []
+        self._processes: List[Any] = []
+        self.links: List[CoreLink] = []
+
+    def start(self) -> Tuple[int, Optional[int]]:
+        """Reserve the ports, start the processes and wait until each one listens.
+
+        Returns:
+            ``(grpc port, REST port or None)``.
+
+        Raises:
+            OSError: a port cannot be bound, or a front end failed to start (all are stopped).
+        """
+        config = self._config
+        try:
+            grpc_port = self._reserve(config.grpc_port, "gRPC")
+            rest_port = None if config.rest_port is None else self._reserve(config.rest_port, "REST")
+            for index in range(config.frontend_processes):
+                self._spawn(index, grpc_port, rest_port)
+            for link in self.links:
+                self._await_start(link)
+        except BaseException:
+            self.stop(0.0)
+            raise
+        _LOG.info("%d front-end processes share gRPC %d and REST %s (pids %s)", len(self.links),
+                  grpc_port, rest_port, self.pids())
+        return grpc_port, rest_port
+
+    def _reserve(self, port: int, what: str) -> int:
+        try:
+            keeper = reserve_port(self._config.host, port)
+        except OSError as err:
+            raise OSError(f"cannot bind the {what} port {self._config.host}:{port}: "
+                          f"{err.strerror or err}") from None
+        self._keepers.append(keeper)
+        return keeper.getsockname()[1]
+
+    def _spawn(self, index: int, grpc_port: int, rest_port: Optional[int]) -> None:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_frontend_main, name=f"frontend-{index}", daemon=True,
+            args=(child, self._config, grpc_port, rest_port, logging.getLogger().level))
+        process.start()
+        child.close()
+        self._processes.append(process)
+        self.links.append(CoreLink(self._core, parent, index))
+
+    def _await_start(self, link: CoreLink) -> None:
+        if not link.control_event.wait(START_TIMEOUT_S):
+            raise OSError(f"front-end process {link.index} did not start in {START_TIMEOUT_S:.0f}s")
+        event = link.control[0]
+        if event[0] != "started":
+            detail = event[1] if len(event) > 1 else "it exited"
+            raise OSError(f"front-end process {link.index} failed to start: {detail}")
+
+    def pids(self) -> List[Optional[int]]:
+        """Process ids of the front ends."""
+        return [p.pid for p in self._processes]
+
+    def request_counts(self) -> Dict[int, int]:
+        """Predicts each front end has sent, by index."""
+        return {link.index: link.requests for link in self.links}
+
+    def drain(self) -> None:
+        """Tell every front end to refuse new requests (readiness false)."""
+        for link in self.links:
+            link.send_control(("drain",))
+
+    def stop(self, grace_s: float) -> None:
+        """Stop the front ends (in-flight requests get ``grace_s``) and release the ports."""
+        for link in self.links:
+            link.send_control(("stop", grace_s))
+        end = time.monotonic() + grace_s + 10.0
+        for process in self._processes:
+            process.join(timeout=max(0.1, end - time.monotonic()))
+            if process.is_alive():
+                _LOG.warning("front-end process %s did not stop; killing it", process.pid)
+                process.kill()
+                process.join(timeout=5.0)
+        for link in self.links:
+            link.close()
+        for keeper in self._keepers:
+            keeper.close()
+        self._processes, self.links, self._keepers = [], [], []
