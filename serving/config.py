@@ -93,8 +93,11 @@ class SchedulingConfig:
     ``priority_classes`` are ordered lowest first; ``worker_queue_depth`` is how many batches
     a worker may hold at once (1 keeps every waiting request under priority control);
     ``overload_lag_ms`` is the front-end lag at which the lowest class is shed at admission
-    (each further multiple sheds the next class below ``default_priority``; 0 disables it,
-    see ``serving.admission``).  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
+    (each further multiple sheds the next class, up to ``shed_max_class`` or, when that is
+    empty, the classes below ``default_priority``; 0 disables it, see ``serving.admission``).
+    ``urgent_workers`` adds model workers that only run batches led by the highest class and
+    ``urgent_max_batch_size`` caps those batches, so urgent work does not wait behind full
+    heavy batches (``serving.scheduler``).  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
     threads each model worker's TensorFlow runtime uses (0: TensorFlow's default, one per
     core), so that model compute cannot starve the request path of CPU.
     """
@@ -106,6 +109,9 @@ class SchedulingConfig:
     overload_lag_ms: float = 20.0
     tf_intra_op_threads: int = 0
     tf_inter_op_threads: int = 0
+    urgent_workers: int = 0
+    urgent_max_batch_size: int = 0
+    shed_max_class: str = ""
 
     def __post_init__(self) -> None:
         classes = tuple(self.priority_classes)
@@ -122,6 +128,21 @@ class SchedulingConfig:
                  "overload_lag_ms must be >= 0 (0 disables front-end shedding)")
         _require(self.tf_intra_op_threads >= 0 and self.tf_inter_op_threads >= 0,
                  "TensorFlow thread counts must be >= 0 (0 keeps TensorFlow's default)")
+        _require(isinstance(self.urgent_workers, int) and 0 <= self.urgent_workers <= 64,
+                 "urgent_workers must be an integer in [0, 64]")
+        _require(isinstance(self.urgent_max_batch_size, int) and self.urgent_max_batch_size >= 0,
+                 "urgent_max_batch_size must be >= 0 (0: no cap)")
+        _require(self.shed_max_class == "" or self.shed_max_class in classes[:-1],
+                 f"shed_max_class {self.shed_max_class!r} must be one of {list(classes[:-1])} "
+                 "(the highest class is never shed) or empty")
+
+    @property
+    def shed_levels(self) -> int:
+        """How many of the lowest classes front-end lag may shed: up to ``shed_max_class``, or
+        (empty) the classes below ``default_priority``."""
+        if self.shed_max_class:
+            return self.priority_classes.index(self.shed_max_class) + 1
+        return self.priority_classes.index(self.default_priority)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -262,8 +262,7 @@ class GrpcFrontend:
         self._server = server
         scheduling = self._core.config.scheduling
         if scheduling.overload_lag_ms > 0:
-            below_default = scheduling.priority_classes.index(scheduling.default_priority)
-            monitor = LagMonitor(scheduling.overload_lag_ms / 1e3, below_default,
+            monitor = LagMonitor(scheduling.overload_lag_ms / 1e3, scheduling.shed_levels,
                                  self._core.set_shed_level)
             self._monitor = asyncio.get_running_loop().create_task(monitor.run())
         return port

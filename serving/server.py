@@ -116,12 +116,15 @@ class ModelServer:
         batching = config.batching
         if self._pool is None:
             scheduling = config.scheduling
-            self._pool = make_pool(scheduling.worker_mode, batching.num_batch_threads,
+            self._pool = make_pool(scheduling.worker_mode,
+                                   batching.num_batch_threads + scheduling.urgent_workers,
                                    config.load_timeout_s, scheduling.tf_intra_op_threads,
                                    scheduling.tf_inter_op_threads)
         self._scheduler = Scheduler(self._pool, batching, config.enable_batching,
                                     config.scheduling.priority_classes, self.metrics,
-                                    config.scheduling.worker_queue_depth)
+                                    config.scheduling.worker_queue_depth,
+                                    config.scheduling.urgent_workers,
+                                    config.scheduling.urgent_max_batch_size)
         self._scheduler.start()
         self.versions = VersionManager(config.models, self._pool, self.metrics,
                                        config.poll_interval_s, warmup=self._warmup)

@@ -68,3 +68,26 @@ def test_invalid_lag_setting_is_refused(lag_ms) -> None:
 
     with pytest.raises(ServingConfigError):
         SchedulingConfig(overload_lag_ms=lag_ms)
+
+
+def test_shed_max_class_lets_lag_shed_up_to_it_but_never_the_highest_class() -> None:
+    from serving.config import SchedulingConfig, ServingConfigError
+
+    assert SchedulingConfig().shed_levels == 1  # only the classes below the default
+    assert SchedulingConfig(shed_max_class="normal").shed_levels == 2
+    for bad in ({"shed_max_class": "high"}, {"shed_max_class": "urgent"},
+                {"urgent_workers": -1}, {"urgent_max_batch_size": -1}):
+        with pytest.raises(ServingConfigError, match=next(iter(bad))):
+            SchedulingConfig(**bad)
+
+
+def test_urgent_workers_join_the_pool_and_serve(base_path, start_server) -> None:
+    from serving.config import SchedulingConfig
+
+    server = start_server(make_config(base_path, scheduling=SchedulingConfig(
+        overload_lag_ms=0.0, urgent_workers=1, urgent_max_batch_size=2)))
+    assert server._pool.num_workers == server.config.batching.num_batch_threads + 1
+    path = f"/v1/models/{MODEL}:predict"
+    for priority in ("high", "low"):
+        assert http(server.ports.rest, "POST", path, {"instances": ["u1", "u2"]},
+                    headers={"X-Priority": priority})[0] == 200
