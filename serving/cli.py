@@ -105,6 +105,9 @@ def register(subparsers: argparse._SubParsersAction,
     sched.add_argument("--shed-max-class", default="",
                        help="highest class front-end lag may shed (default: those below "
                             "--default-priority)")
+    sched.add_argument("--inflight-limit", type=int, default=0,
+                       help="requests a front end may have waiting for answers; class c of C "
+                            "is refused at (c+1)/C of it (0: no limit)")
     sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread",
                        help="model workers: threads sharing each version, or processes")
     sched.add_argument("--priority-classes", default="low,normal,high",
@@ -180,7 +183,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             default_priority=args.default_priority, worker_mode=args.worker_mode,
             tf_intra_op_threads=args.tf_intra_op_threads,
             tf_inter_op_threads=args.tf_inter_op_threads, urgent_workers=args.urgent_workers,
-            urgent_max_batch_size=args.urgent_max_batch_size, shed_max_class=args.shed_max_class),
+            urgent_max_batch_size=args.urgent_max_batch_size, shed_max_class=args.shed_max_class,
+            inflight_limit=args.inflight_limit),
         limits=LimitsConfig(max_body_bytes=args.max_body_bytes, max_json_depth=args.max_json_depth,
                             max_tensor_elements=args.max_tensor_elements,
                             header_timeout_s=args.header_timeout_s,

@@ -97,7 +97,10 @@ class SchedulingConfig:
     empty, the classes below ``default_priority``; 0 disables it, see ``serving.admission``).
     ``urgent_workers`` adds model workers that only run batches led by the highest class and
     ``urgent_max_batch_size`` caps those batches, so urgent work does not wait behind full
-    heavy batches (``serving.scheduler``).  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
+    heavy batches (``serving.scheduler``).  ``inflight_limit`` (per front-end process; 0: none)
+    refuses class ``c`` of ``C`` at the door once ``(c + 1) / C`` of that many requests are
+    waiting for answers, so low classes are refused first and before the scheduler's queue or
+    the pipe to the model process fills.  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
     threads each model worker's TensorFlow runtime uses (0: TensorFlow's default, one per
     core), so that model compute cannot starve the request path of CPU.
     """
@@ -112,6 +115,7 @@ class SchedulingConfig:
     urgent_workers: int = 0
     urgent_max_batch_size: int = 0
     shed_max_class: str = ""
+    inflight_limit: int = 0
 
     def __post_init__(self) -> None:
         classes = tuple(self.priority_classes)
@@ -132,6 +136,8 @@ class SchedulingConfig:
                  "urgent_workers must be an integer in [0, 64]")
         _require(isinstance(self.urgent_max_batch_size, int) and self.urgent_max_batch_size >= 0,
                  "urgent_max_batch_size must be >= 0 (0: no cap)")
+        _require(isinstance(self.inflight_limit, int) and self.inflight_limit >= 0,
+                 "inflight_limit must be >= 0 (0: no limit)")
         _require(self.shed_max_class == "" or self.shed_max_class in classes[:-1],
                  f"shed_max_class {self.shed_max_class!r} must be one of {list(classes[:-1])} "
                  "(the highest class is never shed) or empty")

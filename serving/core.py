@@ -65,6 +65,7 @@ class ServingCore:
         self._inflight = 0
         self._draining = False
         self._shed_below = 0
+        self._door = config.frontend_processes == 1  # else front-end processes hold the door
 
     # ---- drain ------------------------------------------------------------------------------
     @property
@@ -141,7 +142,8 @@ class ServingCore:
                 raise unavailable("the server is shutting down and accepts no new requests")
             level = self.priority_index(priority)
             labels[2] = self._classes[level]
-            if level < self._shed_below:
+            if refused_at_door(self.config.scheduling, level, self._shed_below,
+                               self._inflight if self._door else 0):
                 labels[0] = model if model in self.config_names else ""
                 self.metrics.shed.inc(labels[0] or "unknown", labels[2])
                 raise shed_refusal(labels[2])
@@ -236,6 +238,28 @@ def priority_level(scheduling: SchedulingConfig, name: Optional[str]) -> int:
     if name not in classes:
         raise invalid_argument(f"unknown priority '{name}'; use one of {list(classes)}")
     return classes.index(name)
+
+
+def refused_at_door(scheduling: SchedulingConfig, level: int, shed_below: int, inflight: int
+                    ) -> bool:
+    """Whether a front end refuses a request of class ``level`` before any work on it.
+
+    Args:
+        scheduling: ``inflight_limit`` and the classes.
+        level: the request's class index.
+        shed_below: classes below this index are shed (front-end lag).
+        inflight: requests this front end has admitted and not yet answered.
+
+    Returns:
+        True when the class is shed, or when ``inflight`` has reached the class's share of
+        ``inflight_limit``: class ``c`` of ``C`` may fill ``(c + 1) / C`` of it, so the lowest
+        classes are refused first and the highest only at the limit.
+    """
+    if level < shed_below:
+        return True
+    limit = scheduling.inflight_limit
+    classes = len(scheduling.priority_classes)
+    return bool(limit) and inflight >= limit * (level + 1) / classes
 
 
 def shed_refusal(priority: str) -> ServingError:

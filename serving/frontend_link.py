@@ -8,8 +8,8 @@ status, ready, metrics), answered by the model process over one duplex pipe.  Re
 back as lists of ``(id, ok, payload)``, several per pipe message when they finish together (a
 batch); control messages (``("drain",)``, ``("stop", grace_s)``) are tuples led by a string.
 ``CoreLink`` is the model process's end: it runs each request on the real ``ServingCore`` and
-counts what it served.  Priority shedding by event-loop lag happens in the front-end process,
-before anything is sent.
+counts what it served.  Priority shedding (event-loop lag, ``inflight_limit``) happens in the
+front-end process, before anything is sent.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from serving.config import ServerConfig
-from serving.core import ServingCore, filter_outputs, priority_level, shed_refusal
+from serving.core import ServingCore, filter_outputs, priority_level, refused_at_door, shed_refusal
 from serving.errors import ServingError, internal, unavailable
 
 _LOG = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class RemoteCore:
         if self._draining:
             raise unavailable("the server is shutting down and accepts no new requests")
         level = priority_level(self.config.scheduling, priority)
-        if level < self._shed_below:
+        if refused_at_door(self.config.scheduling, level, self._shed_below, len(self._pending)):
             name = self.config.scheduling.priority_classes[level]
             self.metrics.shed.inc(model if model in {m.name for m in self.config.models}
                                   else "unknown", name)
