@@ -6,8 +6,10 @@ processes that each bind the same gRPC and REST ports with SO_REUSEPORT (the ker
 new connections over them) and run the ordinary front ends on a ``RemoteCore``; every
 request crosses one pipe to this process, whose one ``ServingCore`` (scheduler, versions,
 model workers) serves them all, so a model is loaded once however many front ends there are.
-A front-end process imports no model; it decodes nothing (the model process decodes against
-the version it pins) and sheds low classes by its own event-loop lag.
+A front-end process holds no model and loads no TensorFlow runtime (only its protobuf
+modules, ``serving.frontend_process``); it decodes nothing (the model process decodes against
+the version it pins) and refuses low classes at its own door (event-loop lag, in-flight
+limit).
 
 This process reserves the ports first (a port another program holds fails here, with the
 same message as in-process front ends), keeps them bound until it stops, and is the only
@@ -21,15 +23,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import signal
+import pickle
 import socket
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from serving.config import ServerConfig
 from serving.core import ServingCore
-from serving.frontend_link import CoreLink, RemoteCore
+from serving.frontend_link import CoreLink
+from serving.frontend_process import frontend_main
 
 _LOG = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0  # a front end imports grpc and the TF Serving protos
@@ -64,41 +66,6 @@ def reserve_port(host: str, port: int) -> socket.socket:
         keeper.close()
         raise
     return keeper
-
-
-def _frontend_main(conn: Any, config: ServerConfig, grpc_port: int, rest_port: Optional[int],
-                   log_level: int) -> None:
-    """Entry point of a front-end process: serve until told to stop or the model process ends."""
-    from core.process import set_up_process
-
-    set_up_process()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model process coordinates shutdown
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from serving.grpc_service import GrpcFrontend
-    from serving.rest_service import RestFrontend
-
-    core = RemoteCore(config, conn)
-    grpc_frontend = GrpcFrontend(core, config.host, grpc_port, config.limits.max_body_bytes,
-                                 reuse_port=True)  # type: ignore[arg-type]
-    rest_frontend = None
-    try:
-        grpc_frontend.start()
-        if rest_port is not None:
-            rest_frontend = RestFrontend(core, config.host, rest_port,  # type: ignore[arg-type]
-                                         reuse_port=True)
-            rest_frontend.start()
-    except (OSError, RuntimeError) as err:
-        core.notify("failed", f"{type(err).__name__}: {err}")
-        grpc_frontend.stop(0.0)
-        return
-    core.notify("started", os.getpid())
-    core.stop_requested.wait()
-    grace = core.stop_grace_s
-    grpc_frontend.stop(grace)
-    if rest_frontend is not None:
-        rest_frontend.stop()
-    conn.close()
 
 
 class FrontendProcesses:
@@ -153,8 +120,9 @@ class FrontendProcesses:
     def _spawn(self, index: int, grpc_port: int, rest_port: Optional[int]) -> None:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_frontend_main, name=f"frontend-{index}", daemon=True,
-            args=(child, self._config, grpc_port, rest_port, logging.getLogger().level))
+            target=frontend_main, name=f"frontend-{index}", daemon=True,
+            args=(child, pickle.dumps(self._config), grpc_port, rest_port,
+                  logging.getLogger().level))
         process.start()
         child.close()
         self._processes.append(process)

@@ -62,6 +62,23 @@ def test_two_frontend_processes_answer_grpc_and_rest(base_path, start_server) ->
     _metadata_status_errors_and_drain(server)
 
 
+def _maps(pid: int) -> str:
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_frontend_processes_load_no_tensorflow_runtime(base_path, start_server) -> None:
+    server = start_server(make_config(base_path, frontend_processes=2, rest_port=None))
+    runtime = "libtensorflow_framework"
+    assert runtime in _maps(os.getpid())  # the model process has it
+    for pid in server.frontends.pids():
+        assert runtime not in _maps(pid)
+    with _own_connection(server.ports.grpc) as channel:  # and they still answer
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            _request("u1"), timeout=20)
+    assert response.model_spec.version.value == 1
+
+
 def _metadata_status_errors_and_drain(server: ModelServer) -> None:
     with _own_connection(server.ports.grpc) as channel:
         models = model_service_pb2_grpc.ModelServiceStub(channel)
