@@ -299,13 +299,13 @@ class BareServer:
 def _closed(port: int, data: List[bytes], args: argparse.Namespace) -> Dict[str, Any]:
     return Load(f"127.0.0.1:{port}", kind="closed", concurrency=args.concurrency,
                 duration_s=args.duration, timeout_s=5.0, payloads=data,
-                mix=[("normal", 1.0)]).result()
+                mix=[("normal", 1.0)], channels=args.channels).result()
 
 
 def _open(port: int, data: List[bytes], rate: float, duration: float, timeout_s: float,
-          mix: List[Tuple[str, float]]) -> Load:
+          mix: List[Tuple[str, float]], channels: int = 1) -> Load:
     return Load(f"127.0.0.1:{port}", kind="open", rate=rate, duration_s=duration,
-                timeout_s=timeout_s, payloads=data, mix=mix)
+                timeout_s=timeout_s, payloads=data, mix=mix, channels=channels)
 
 
 def _canned_response(source: str, data: List[bytes]) -> bytes:
@@ -431,7 +431,7 @@ def compare_servers(servers: Dict[str, ServerProcess], data: List[bytes],
     for name in ("naive", "thread", "process"):
         progress(f"{name}: fixed rate {rate:.0f}/s for {args.duration:.0f}s")
         stats[f"{name}_open"] = summarize(_open(servers[name].port, data, rate, args.duration, 5.0,
-                                               [("normal", 1.0)]).result())
+                                               [("normal", 1.0)], args.channels).result())
 
 
 def overload(server: ServerProcess, data: List[bytes], args: argparse.Namespace,
@@ -440,10 +440,11 @@ def overload(server: ServerProcess, data: List[bytes], args: argparse.Namespace,
     unloaded_rate = max(10.0, 0.1 * capacity)
     progress(f"[{key}] unloaded: high priority only at {unloaded_rate:.0f}/s")
     stats[f"{key}_unloaded_high"] = summarize(_open(server.port, data, unloaded_rate,
-                                                    args.duration, 2.0, [("high", 1.0)]).result())
+                                                    args.duration, 2.0, [("high", 1.0)],
+                                                    args.channels).result())
     mix = [("high", 0.2), ("normal", 0.3), ("low", 0.5)]
     progress(f"[{key}] overload: 3x capacity = {3 * capacity:.0f}/s, priorities {mix}")
-    run_ = _open(server.port, data, 3 * capacity, args.duration, 2.0, mix).result()
+    run_ = _open(server.port, data, 3 * capacity, args.duration, 2.0, mix, args.channels).result()
     stats[f"{key}_rate"] = len(run_["results"]) / run_["elapsed"]
     stats[f"{key}_client_lag_ms"] = run_["client_lag_p99"] * 1e3
     stats[f"{key}_capacity"] = capacity
@@ -456,7 +457,7 @@ def swaps(server: ServerProcess, source: str, base: str, data: List[bytes],
     """(d): a new version pushed every second while a steady fixed-rate load runs."""
     rate = 0.5 * stats["thread_closed"]["throughput"]
     progress(f"{args.swaps} version swaps under {rate:.0f}/s steady load")
-    load = _open(server.port, data, rate, args.swaps + 3.0, 5.0, [("normal", 1.0)])
+    load = _open(server.port, data, rate, args.swaps + 3.0, 5.0, [("normal", 1.0)], args.channels)
     time.sleep(1.5)
     for version in range(2, 2 + args.swaps):
         install(source, base, version)
@@ -486,8 +487,10 @@ def run(args: argparse.Namespace, workdir: str) -> Dict[str, Any]:
     try:
         servers["bare"] = ServerProcess("bare", source=source)
         servers["naive"] = ServerProcess("naive", source=source)
-        servers["thread"] = ServerProcess("thread", base=bases["thread"], poll_s=0.2)
-        servers["process"] = ServerProcess("process", base=bases["process"])
+        fe = args.frontend_processes
+        servers["thread"] = ServerProcess("thread", base=bases["thread"], poll_s=0.2,
+                                          frontend_processes=fe)
+        servers["process"] = ServerProcess("process", base=bases["process"], frontend_processes=fe)
         compare_servers(servers, data, args, stats)
         overload(servers["thread"], data, args, stats, stats["thread_closed"]["throughput"],
                  "overload")
@@ -499,7 +502,7 @@ def run(args: argparse.Namespace, workdir: str) -> Dict[str, Any]:
     heavy_base = os.path.join(workdir, "models-heavy")
     install(build_model(os.path.join(workdir, "heavy"), 1, num_items=args.heavy_items, dim=64),
             heavy_base, 1)
-    heavy = ServerProcess("thread", base=heavy_base)
+    heavy = ServerProcess("thread", base=heavy_base, frontend_processes=args.frontend_processes)
     try:
         progress(f"[heavy] capacity: closed loop x{args.concurrency} for {args.duration:.0f}s")
         capacity = summarize(_closed(heavy.port, data, args))["throughput"]
@@ -649,6 +652,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--heavy-items", type=int, default=200_000,
                         help="item table rows of the model-bound overload run")
     parser.add_argument("--plot", default="output/benchmarks/serving.png")
+    parser.add_argument("--frontend-processes", type=int, default=1,
+                        help="front-end processes of the batching servers")
+    parser.add_argument("--channels", type=int, default=1,
+                        help="gRPC connections of the load generator")
     args = parser.parse_args(argv)
     started = time.monotonic()
     stats = run_in_workdir(run, args, "serving-bench-")
