@@ -20,7 +20,7 @@ import dataclasses
 import itertools
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from serving.config import ServerConfig
 from serving.core import ServingCore, filter_outputs, priority_level, refused_at_door, shed_refusal
@@ -229,12 +229,15 @@ class CoreLink:
         core: the real serving core.
         conn: the pipe to the front-end process.
         index: the front end's number (for logs and counts).
+        on_exit: called with ``index`` when the front-end process's end of the pipe closes.
     """
 
-    def __init__(self, core: ServingCore, conn: Any, index: int) -> None:
+    def __init__(self, core: ServingCore, conn: Any, index: int,
+                 on_exit: Optional[Callable[[int], None]] = None) -> None:
         self._core = core
         self._conn = conn
         self.index = index
+        self._on_exit = on_exit
         self.requests = 0  # predicts this front end sent (tests, operations)
         self.control: "collections.deque" = collections.deque()  # ("started", ...) etc.
         self.control_event = threading.Event()
@@ -259,6 +262,7 @@ class CoreLink:
 
     def close(self) -> None:
         """Stop the sender (after what is queued) and close the pipe."""
+        self._on_exit = None
         with self._cond:
             self._closed = True
             self._cond.notify()
@@ -274,6 +278,8 @@ class CoreLink:
             except (EOFError, OSError):
                 self.control.append(("exited",))
                 self.control_event.set()
+                if self._on_exit is not None:
+                    self._on_exit(self.index)
                 return
             self._handle(message)
 

@@ -16,7 +16,8 @@ same message as in-process front ends), keeps them bound until it stops, and is 
 process that reacts to SIGINT/SIGTERM: front ends ignore them, drain on ``("drain",)`` and
 stop on ``("stop", grace_s)`` after their in-flight requests are answered (or the grace ends).
 Connections are balanced per connection, not per request: a client on one gRPC channel talks
-to one front end.
+to one front end.  A front end that exits is replaced (up to ``max_respawns`` times); its
+clients' connections break and reconnect to the others meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import multiprocessing
 import pickle
 import socket
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -76,13 +78,18 @@ class FrontendProcesses:
         config: the server settings (host, ports, ``frontend_processes``).
     """
 
-    def __init__(self, core: ServingCore, config: ServerConfig) -> None:
+    def __init__(self, core: ServingCore, config: ServerConfig, max_respawns: int = 10) -> None:
         self._core = core
         self._config = config
         self._context = multiprocessing.get_context("spawn")
         self._keepers: List[socket.socket] = []
         self._processes: List[Any] = []
         self.links: List[CoreLink] = []
+        self._ports: Tuple[int, Optional[int]] = (0, None)
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._respawns_left = max_respawns
+        self.respawns = 0
 
     def start(self) -> Tuple[int, Optional[int]]:
         """Reserve the ports, start the processes and wait until each one listens.
@@ -97,8 +104,11 @@ class FrontendProcesses:
         try:
             grpc_port = self._reserve(config.grpc_port, "gRPC")
             rest_port = None if config.rest_port is None else self._reserve(config.rest_port, "REST")
+            self._ports = (grpc_port, rest_port)
             for index in range(config.frontend_processes):
-                self._spawn(index, grpc_port, rest_port)
+                process, link = self._spawn(index)
+                self._processes.append(process)
+                self.links.append(link)
             for link in self.links:
                 self._await_start(link)
         except BaseException:
@@ -117,16 +127,51 @@ class FrontendProcesses:
         self._keepers.append(keeper)
         return keeper.getsockname()[1]
 
-    def _spawn(self, index: int, grpc_port: int, rest_port: Optional[int]) -> None:
+    def _spawn(self, index: int) -> Tuple[Any, CoreLink]:
         parent, child = self._context.Pipe()
+        grpc_port, rest_port = self._ports
         process = self._context.Process(
             target=frontend_main, name=f"frontend-{index}", daemon=True,
             args=(child, pickle.dumps(self._config), grpc_port, rest_port,
                   logging.getLogger().level))
         process.start()
         child.close()
-        self._processes.append(process)
-        self.links.append(CoreLink(self._core, parent, index))
+        return process, CoreLink(self._core, parent, index, on_exit=self._on_exit)
+
+    def _on_exit(self, index: int) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            if self._respawns_left <= 0:
+                _LOG.error("front-end process %d exited and is not replaced", index)
+                return
+            self._respawns_left -= 1
+        threading.Thread(target=self._respawn, args=(index,), name=f"frontend-respawn-{index}",
+                         daemon=True).start()
+
+    def _respawn(self, index: int) -> None:
+        """Replace a front end that exited (its clients reconnect to the others meanwhile)."""
+        _LOG.error("front-end process %d exited; starting a replacement", index)
+        with self._lock:
+            old_process, old_link = self._processes[index], self.links[index]
+        old_link.close()
+        old_process.join(timeout=5.0)
+        process, link = self._spawn(index)
+        try:
+            self._await_start(link)
+        except OSError as err:  # logged; the port is still served by the other front ends
+            _LOG.error("replacement front end %d did not start: %s", index, err)
+            process.kill()
+            link.close()
+            return
+        with self._lock:
+            if not self._stopping:
+                self._processes[index], self.links[index] = process, link
+                self.respawns += 1
+                return
+        link.send_control(("stop", 0.0))  # stopped while starting: not kept
+        process.join(timeout=10.0)
+        link.close()
 
     def _await_start(self, link: CoreLink) -> None:
         if not link.control_event.wait(START_TIMEOUT_S):
@@ -151,6 +196,8 @@ class FrontendProcesses:
 
     def stop(self, grace_s: float) -> None:
         """Stop the front ends (in-flight requests get ``grace_s``) and release the ports."""
+        with self._lock:
+            self._stopping = True
         for link in self.links:
             link.send_control(("stop", grace_s))
         end = time.monotonic() + grace_s + 10.0

@@ -122,3 +122,21 @@ def test_a_taken_port_is_a_bind_error(base_path) -> None:
         server = ModelServer(make_config(base_path, frontend_processes=2, grpc_port=port))
         with pytest.raises(BindError, match=f"gRPC port 127.0.0.1:{port}"):
             server.start()
+
+
+def test_a_front_end_that_dies_is_replaced(base_path, start_server) -> None:
+    import signal
+
+    from tests.serving.conftest import wait_for
+
+    server = start_server(make_config(base_path, frontend_processes=2, rest_port=None))
+    victim = server.frontends.pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_for(lambda: server.frontends.respawns == 1, timeout_s=60)
+    pids = server.frontends.pids()
+    assert victim not in pids and len(set(pids)) == 2
+    for _ in range(4):  # new connections are answered, whichever process takes them
+        with _own_connection(server.ports.grpc) as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                _request("u2"), timeout=20)
+        assert response.model_spec.version.value == 1
