@@ -628,9 +628,16 @@ class _LateResponses(logging.Filter):
         return True
 
 
-def run_in_workdir(body: Any, args: argparse.Namespace, prefix: str) -> Dict[str, Any]:
-    """Set the process up, run ``body(args, workdir)`` in a fresh temporary folder (removed
-    afterwards) and return its statistics."""
+def run_in_workdir(body: Any, parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
+                   prefix: str) -> Tuple[argparse.Namespace, Dict[str, Any], float]:
+    """Parse ``argv``, set the process up and run ``body(args, workdir)`` in a fresh temporary
+    folder (removed afterwards).
+
+    Returns:
+        ``(args, body's statistics, seconds it took)``.
+    """
+    args = parser.parse_args(argv)
+    started = time.monotonic()
     from core.process import set_up_process
 
     set_up_process()
@@ -638,32 +645,36 @@ def run_in_workdir(body: Any, args: argparse.Namespace, prefix: str) -> Dict[str
     logging.getLogger("grpc._cython.cygrpc").addFilter(_LateResponses())
     workdir = tempfile.mkdtemp(prefix=prefix)
     try:
-        return body(args, workdir)
+        stats = body(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return args, stats, time.monotonic() - started
+
+
+def add_load_options(parser: argparse.ArgumentParser, duration_s: float, channels: int) -> None:
+    """The load generator's options, shared by the serving benchmarks."""
+    parser.add_argument("--duration", type=float, default=duration_s, help="seconds per load phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop requests in flight")
+    parser.add_argument("--channels", type=int, default=channels,
+                        help="gRPC connections of the load generator")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved closed-loop rounds")
+    parser.add_argument("--swaps", type=int, default=10, help="version swaps under load")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per load phase")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--swaps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved closed-loop rounds")
+    add_load_options(parser, duration_s=6.0, channels=1)
     parser.add_argument("--heavy-items", type=int, default=200_000,
                         help="item table rows of the model-bound overload run")
     parser.add_argument("--plot", default="output/benchmarks/serving.png")
     parser.add_argument("--frontend-processes", type=int, default=1,
                         help="front-end processes of the batching servers")
-    parser.add_argument("--channels", type=int, default=1,
-                        help="gRPC connections of the load generator")
-    args = parser.parse_args(argv)
-    started = time.monotonic()
-    stats = run_in_workdir(run, args, "serving-bench-")
+    args, stats, seconds = run_in_workdir(run, parser, argv, "serving-bench-")
     os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
     plot(stats, args.plot)
     print()
     print(report(stats, args))
-    print(f"plot: {args.plot}; total {time.monotonic() - started:.0f}s on {os.cpu_count()} CPUs, "
+    print(f"plot: {args.plot}; total {seconds:.0f}s on {os.cpu_count()} CPUs, "
           f"load average at the end {os.getloadavg()[0]:.1f}; {stats['late_answers']} answers "
           "arrived after their client had given up")
     return 0

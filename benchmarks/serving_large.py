@@ -35,7 +35,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks.rss import tree_rss
-from benchmarks.serving import (MODEL, Load, ServerProcess, build_model, overload_table, payloads,
+from benchmarks.serving import (MODEL, Load, add_load_options, ServerProcess, build_model, overload_table, payloads,
                                 progress, run_in_workdir, summarize, table)
 
 SERVERS = ("naive", "batch1", "batch2")
@@ -312,26 +312,20 @@ def verdicts(stats: Dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_load_options(parser, duration_s=5.0, channels=8)
     parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load phase")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--channels", type=int, default=8, help="gRPC connections of the load")
     parser.add_argument("--timeout", type=float, default=2.0, help="gRPC deadline per request, s")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved closed-loop rounds")
     parser.add_argument("--max-steps", type=int, default=8, help="equal-p99 ladder steps")
     parser.add_argument("--batch-timeout-us", type=int, default=2000)
-    parser.add_argument("--swaps", type=int, default=10)
     parser.add_argument("--swap-every", type=float, default=8.0, help="seconds between installs")
     parser.add_argument("--swap-load", type=float, default=0.25,
                         help="steady load during swaps, share of the closed-loop capacity")
     parser.add_argument("--inflight-limit", type=int, default=192,
                         help="the batching server's inflight_limit, split over its front ends")
-    args = parser.parse_args(argv)
-    started = time.monotonic()
-    stats = run_in_workdir(run, args, "serving-large-")
+    args, stats, seconds = run_in_workdir(run, parser, argv, "serving-large-")
     print()
     print(report(stats, args))
-    print(f"total {time.monotonic() - started:.0f}s on {os.cpu_count()} CPUs, load average at "
+    print(f"total {seconds:.0f}s on {os.cpu_count()} CPUs, load average at "
           f"the end {os.getloadavg()[0]:.1f}; model built in {stats['build_s']:.0f}s")
     return 0
 
