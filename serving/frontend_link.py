@@ -52,6 +52,8 @@ class _RemoteCounter:
 
 
 class _RemoteGauge:
+    """A gauge kept in this process only (the shed level of this front end's door)."""
+
     def __init__(self) -> None:
         self.value = 0.0
 
@@ -75,6 +77,10 @@ class _RemoteMetrics:
 
 class RemoteCore:
     """The serving core as a front-end process sees it.
+
+    ``predict`` returns at once (its future resolves when the answer arrives); ``metadata``,
+    ``status``, ``ready`` and metrics rendering wait for the model process's answer, as the
+    in-process core's do for their locks (they are rare, cheap calls).
 
     Args:
         config: the server settings.
