@@ -14,8 +14,9 @@ from typing import List, Tuple
 import psutil
 
 
-def tree_rss(pid: int) -> int:
-    """Summed RSS in bytes of `pid` and its live descendants (0 when it has exited)."""
+def tree_rss(pid: int, proportional: bool = False) -> int:
+    """Summed RSS in bytes of `pid` and its live descendants (0 when it has exited); with
+    `proportional`, PSS instead (shared pages split among the processes mapping them)."""
     try:
         root = psutil.Process(pid)
         processes = [root] + root.children(recursive=True)
@@ -24,7 +25,7 @@ def tree_rss(pid: int) -> int:
     total = 0
     for process in processes:
         try:
-            total += process.memory_info().rss
+            total += process.memory_full_info().pss if proportional else process.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # exited between listing and reading: it holds no memory any more
     return total

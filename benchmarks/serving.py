@@ -54,14 +54,20 @@ async def _run_job(target: str, job: Dict[str, Any]) -> Dict[str, Any]:
     payloads: List[bytes] = job["payloads"]
     mix: List[Tuple[str, float]] = job["mix"]
     out: List[Result] = []
-    async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary(PREDICT_METHOD)
-        await call(payloads[0], timeout=30)  # connect and warm the path
+    # one TCP connection per channel (a local subchannel pool), so that front ends sharing the
+    # port through SO_REUSEPORT all get connections; requests go round-robin over them
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(job.get("channels", 1))]
+    calls = [channel.unary_unary(PREDICT_METHOD) for channel in channels]
+    try:
+        for call in calls:
+            await call(payloads[0], timeout=30)  # connect and warm the path
         begin = time.perf_counter()
         end = begin + job["duration_s"]
         if job["kind"] == "closed":
             async def worker(index: int) -> None:
                 count = index
+                call = calls[index % len(calls)]
                 while time.perf_counter() < end:
                     count += job["concurrency"]
                     await _one(call, payloads[count % len(payloads)], mix[0][0], job["timeout_s"], out)
@@ -88,7 +94,8 @@ async def _run_job(target: str, job: Dict[str, Any]) -> Dict[str, Any]:
                 fraction = (sent * 0.6180339887) % 1.0  # deterministic, well spread mix
                 priority = next(n for b, n in bounds if fraction < b)
                 lags.append(now - due)  # how far the generator itself fell behind schedule
-                task = asyncio.create_task(_one(call, payloads[sent % len(payloads)], priority,
+                task = asyncio.create_task(_one(calls[sent % len(calls)],
+                                                payloads[sent % len(payloads)], priority,
                                                 job["timeout_s"], out))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -96,6 +103,9 @@ async def _run_job(target: str, job: Dict[str, Any]) -> Dict[str, Any]:
             if tasks:
                 await asyncio.wait(tasks, timeout=job["timeout_s"] + 5)
         elapsed = time.perf_counter() - begin
+    finally:
+        for channel in channels:
+            await channel.close()
     lag_p99 = sorted(lags)[int(0.99 * len(lags))] if job["kind"] == "open" and lags else 0.0
     return {"results": out, "elapsed": max(elapsed, job["duration_s"]), "client_lag_p99": lag_p99}
 
@@ -242,6 +252,7 @@ class NaiveServer:
 
 
 def start_batching(base_path: str, mode: str = "thread", poll_s: float = 1.0, tf_threads: int = 0,
+                   frontend_processes: int = 1, scheduling: Optional[Dict[str, Any]] = None,
                    **batching: Any):
     from serving.config import BatchingConfig, ModelConfig, SchedulingConfig, ServerConfig
     from serving.server import ModelServer
@@ -252,7 +263,9 @@ def start_batching(base_path: str, mode: str = "thread", poll_s: float = 1.0, tf
     config = ServerConfig(models=(ModelConfig(MODEL, base_path),), grpc_port=0, rest_port=None,
                           poll_interval_s=poll_s, batching=BatchingConfig(**settings),
                           scheduling=SchedulingConfig(worker_mode=mode, tf_intra_op_threads=tf_threads,
-                                                      tf_inter_op_threads=tf_threads))
+                                                      tf_inter_op_threads=tf_threads,
+                                                      **(scheduling or {})),
+                          frontend_processes=frontend_processes)
     server = ModelServer(config)
     server.start()
     return server
@@ -286,13 +299,13 @@ class BareServer:
 def _closed(port: int, data: List[bytes], args: argparse.Namespace) -> Dict[str, Any]:
     return Load(f"127.0.0.1:{port}", kind="closed", concurrency=args.concurrency,
                 duration_s=args.duration, timeout_s=5.0, payloads=data,
-                mix=[("normal", 1.0)]).result()
+                mix=[("normal", 1.0)], channels=args.channels).result()
 
 
 def _open(port: int, data: List[bytes], rate: float, duration: float, timeout_s: float,
-          mix: List[Tuple[str, float]]) -> Load:
+          mix: List[Tuple[str, float]], channels: int = 1) -> Load:
     return Load(f"127.0.0.1:{port}", kind="open", rate=rate, duration_s=duration,
-                timeout_s=timeout_s, payloads=data, mix=mix)
+                timeout_s=timeout_s, payloads=data, mix=mix, channels=channels)
 
 
 def _canned_response(source: str, data: List[bytes]) -> bytes:
@@ -323,10 +336,14 @@ def _server_main(conn: Any, kind: str, options: Dict[str, Any]) -> None:
         server = NaiveServer(options["source"])
         port = server.port
     else:
+        started = time.perf_counter()
         server = start_batching(options["base"], kind, poll_s=options.get("poll_s", 1.0),
                                 tf_threads=options.get("tf_threads", 0),
+                                frontend_processes=options.get("frontend_processes", 1),
+                                scheduling=options.get("scheduling"),
                                 **options.get("batching", {}))
         port = server.ports.grpc
+        _StartTime.seconds = time.perf_counter() - started
     conn.send(port)
     while True:
         try:
@@ -336,6 +353,7 @@ def _server_main(conn: Any, kind: str, options: Dict[str, Any]) -> None:
         if message == "stats" and kind in ("thread", "process"):
             conn.send({"available": [r.version for r in server.core.status(MODEL)
                                      if r.state == "AVAILABLE"],
+                       "start_s": _StartTime.seconds,
                        "loads": server.metrics.loads.value(MODEL),
                        "load_failures": server.metrics.load_failures.value(MODEL)})
         elif message == "stop":
@@ -348,6 +366,12 @@ def _server_main(conn: Any, kind: str, options: Dict[str, Any]) -> None:
             except OSError:
                 pass  # nobody is listening any more
             return
+
+
+class _StartTime:
+    """How long ``ModelServer.start`` took in this server process (load and warm-up)."""
+
+    seconds = 0.0
 
 
 class ServerProcess:
@@ -364,6 +388,11 @@ class ServerProcess:
             self._process.kill()
             raise RuntimeError(f"the {kind} server did not start in time")
         self.port = self._conn.recv()
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The server's process id (its front-end and worker processes are its children)."""
+        return self._process.pid
 
     def ask(self, message: str, timeout_s: float = 60.0) -> Any:
         self._conn.send(message)
@@ -402,7 +431,7 @@ def compare_servers(servers: Dict[str, ServerProcess], data: List[bytes],
     for name in ("naive", "thread", "process"):
         progress(f"{name}: fixed rate {rate:.0f}/s for {args.duration:.0f}s")
         stats[f"{name}_open"] = summarize(_open(servers[name].port, data, rate, args.duration, 5.0,
-                                               [("normal", 1.0)]).result())
+                                               [("normal", 1.0)], args.channels).result())
 
 
 def overload(server: ServerProcess, data: List[bytes], args: argparse.Namespace,
@@ -411,10 +440,11 @@ def overload(server: ServerProcess, data: List[bytes], args: argparse.Namespace,
     unloaded_rate = max(10.0, 0.1 * capacity)
     progress(f"[{key}] unloaded: high priority only at {unloaded_rate:.0f}/s")
     stats[f"{key}_unloaded_high"] = summarize(_open(server.port, data, unloaded_rate,
-                                                    args.duration, 2.0, [("high", 1.0)]).result())
+                                                    args.duration, 2.0, [("high", 1.0)],
+                                                    args.channels).result())
     mix = [("high", 0.2), ("normal", 0.3), ("low", 0.5)]
     progress(f"[{key}] overload: 3x capacity = {3 * capacity:.0f}/s, priorities {mix}")
-    run_ = _open(server.port, data, 3 * capacity, args.duration, 2.0, mix).result()
+    run_ = _open(server.port, data, 3 * capacity, args.duration, 2.0, mix, args.channels).result()
     stats[f"{key}_rate"] = len(run_["results"]) / run_["elapsed"]
     stats[f"{key}_client_lag_ms"] = run_["client_lag_p99"] * 1e3
     stats[f"{key}_capacity"] = capacity
@@ -427,7 +457,7 @@ def swaps(server: ServerProcess, source: str, base: str, data: List[bytes],
     """(d): a new version pushed every second while a steady fixed-rate load runs."""
     rate = 0.5 * stats["thread_closed"]["throughput"]
     progress(f"{args.swaps} version swaps under {rate:.0f}/s steady load")
-    load = _open(server.port, data, rate, args.swaps + 3.0, 5.0, [("normal", 1.0)])
+    load = _open(server.port, data, rate, args.swaps + 3.0, 5.0, [("normal", 1.0)], args.channels)
     time.sleep(1.5)
     for version in range(2, 2 + args.swaps):
         install(source, base, version)
@@ -457,8 +487,10 @@ def run(args: argparse.Namespace, workdir: str) -> Dict[str, Any]:
     try:
         servers["bare"] = ServerProcess("bare", source=source)
         servers["naive"] = ServerProcess("naive", source=source)
-        servers["thread"] = ServerProcess("thread", base=bases["thread"], poll_s=0.2)
-        servers["process"] = ServerProcess("process", base=bases["process"])
+        fe = args.frontend_processes
+        servers["thread"] = ServerProcess("thread", base=bases["thread"], poll_s=0.2,
+                                          frontend_processes=fe)
+        servers["process"] = ServerProcess("process", base=bases["process"], frontend_processes=fe)
         compare_servers(servers, data, args, stats)
         overload(servers["thread"], data, args, stats, stats["thread_closed"]["throughput"],
                  "overload")
@@ -470,7 +502,7 @@ def run(args: argparse.Namespace, workdir: str) -> Dict[str, Any]:
     heavy_base = os.path.join(workdir, "models-heavy")
     install(build_model(os.path.join(workdir, "heavy"), 1, num_items=args.heavy_items, dim=64),
             heavy_base, 1)
-    heavy = ServerProcess("thread", base=heavy_base)
+    heavy = ServerProcess("thread", base=heavy_base, frontend_processes=args.frontend_processes)
     try:
         progress(f"[heavy] capacity: closed loop x{args.concurrency} for {args.duration:.0f}s")
         capacity = summarize(_closed(heavy.port, data, args))["throughput"]
@@ -499,18 +531,10 @@ def report(stats: Dict[str, Any], args: argparse.Namespace) -> str:
               "heavy": f"Overload, model bound: 3x the capacity with a {args.heavy_items:,} x 64 "
                        "item table"}
     for key, title in titles.items():
-        unloaded = stats[f"{key}_unloaded_high"]
-        rows_ = [["high, unloaded", unloaded["sent"], 100 * unloaded["success"], unloaded["p50_ms"],
-                  unloaded["p99_ms"], unloaded["codes"]]]
-        for name in ("high", "normal", "low"):
-            s_ = stats[f"{key}_{name}"]
-            rows_.append([f"{name}, 3x overload", s_["sent"], 100 * s_["success"], s_["p50_ms"],
-                          s_["p99_ms"], s_["codes"]])
-        parts.append(table(f"{title} (capacity {stats[f'{key}_capacity']:.0f}/s, offered "
-                           f"{stats[f'{key}_rate']:.0f}/s, load generator p99 lag "
-                           f"{stats[f'{key}_client_lag_ms']:.1f} ms)",
-                           ["priority", "requests", "success %", "p50 ms", "p99 ms", "refusals"],
-                           rows_))
+        parts.append(overload_table(
+            title, stats[f"{key}_capacity"], stats[f"{key}_rate"], stats[f"{key}_client_lag_ms"],
+            stats[f"{key}_unloaded_high"],
+            {name: stats[f"{key}_{name}"] for name in ("high", "normal", "low")}))
     sw = stats["swaps"]
     parts.append(table("Version swaps under steady load",
                        ["swaps", "requests", "failed", "failure codes", "p99 ms", "versions loaded",
@@ -554,6 +578,18 @@ def report(stats: Dict[str, Any], args: argparse.Namespace) -> str:
     return "\n\n".join(parts) + "\n\nTargets:\n\n" + "\n".join(verdicts) + "\n"
 
 
+def overload_table(title: str, capacity: float, offered: float, lag_ms: float,
+                   unloaded: Dict[str, Any], classes: Dict[str, Dict[str, Any]]) -> str:
+    """The overload table: high priority unloaded, then each class under overload."""
+    rows = []
+    for label, s in [("high, unloaded", unloaded)] + [(f"{name}, 3x overload", summary)
+                                                      for name, summary in classes.items()]:
+        rows.append([label, s["sent"], 100 * s["success"], s["p50_ms"], s["p99_ms"], s["codes"]])
+    return table(f"{title} (capacity {capacity:.0f}/s, offered {offered:.0f}/s, load generator "
+                 f"p99 lag {lag_ms:.1f} ms)",
+                 ["priority", "requests", "success %", "p50 ms", "p99 ms", "refusals"], rows)
+
+
 def plot(stats: Dict[str, Any], path: str) -> None:
     import matplotlib
 
@@ -592,32 +628,53 @@ class _LateResponses(logging.Filter):
         return True
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per load phase")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--swaps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved closed-loop rounds")
-    parser.add_argument("--heavy-items", type=int, default=200_000,
-                        help="item table rows of the model-bound overload run")
-    parser.add_argument("--plot", default="output/benchmarks/serving.png")
+def run_in_workdir(body: Any, parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
+                   prefix: str) -> Tuple[argparse.Namespace, Dict[str, Any], float]:
+    """Parse ``argv``, set the process up and run ``body(args, workdir)`` in a fresh temporary
+    folder (removed afterwards).
+
+    Returns:
+        ``(args, body's statistics, seconds it took)``.
+    """
     args = parser.parse_args(argv)
+    started = time.monotonic()
     from core.process import set_up_process
 
     set_up_process()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_LateResponses())
-    started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix="serving-bench-")
+    workdir = tempfile.mkdtemp(prefix=prefix)
     try:
-        stats = run(args, workdir)
+        stats = body(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return args, stats, time.monotonic() - started
+
+
+def add_load_options(parser: argparse.ArgumentParser, duration_s: float, channels: int) -> None:
+    """The load generator's options, shared by the serving benchmarks."""
+    parser.add_argument("--duration", type=float, default=duration_s, help="seconds per load phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop requests in flight")
+    parser.add_argument("--channels", type=int, default=channels,
+                        help="gRPC connections of the load generator")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved closed-loop rounds")
+    parser.add_argument("--swaps", type=int, default=10, help="version swaps under load")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_load_options(parser, duration_s=6.0, channels=1)
+    parser.add_argument("--heavy-items", type=int, default=200_000,
+                        help="item table rows of the model-bound overload run")
+    parser.add_argument("--plot", default="output/benchmarks/serving.png")
+    parser.add_argument("--frontend-processes", type=int, default=1,
+                        help="front-end processes of the batching servers")
+    args, stats, seconds = run_in_workdir(run, parser, argv, "serving-bench-")
     os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
     plot(stats, args.plot)
     print()
     print(report(stats, args))
-    print(f"plot: {args.plot}; total {time.monotonic() - started:.0f}s on {os.cpu_count()} CPUs, "
+    print(f"plot: {args.plot}; total {seconds:.0f}s on {os.cpu_count()} CPUs, "
           f"load average at the end {os.getloadavg()[0]:.1f}; {stats['late_answers']} answers "
           "arrived after their client had given up")
     return 0

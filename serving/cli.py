@@ -93,6 +93,21 @@ def register(subparsers: argparse._SubParsersAction,
                  "max_enqueued_batches"):
         sched.add_argument("--" + flag.replace("_", "-"), type=int, default=None,
                            help=f"TF Serving's {flag} (default: {getattr(defaults, flag)})")
+    sched.add_argument("--frontend-processes", type=int, default=1,
+                       help="gRPC/REST front-end processes sharing the ports (SO_REUSEPORT) in "
+                            "front of one model worker pool; about one per core beyond the "
+                            "first (1: in this process)")
+    sched.add_argument("--urgent-workers", type=int, default=0,
+                       help="extra model workers that run only batches led by the highest "
+                            "priority class")
+    sched.add_argument("--urgent-max-batch-size", type=int, default=0,
+                       help="rows a batch led by the highest class may take (0: no cap)")
+    sched.add_argument("--shed-max-class", default="",
+                       help="highest class front-end lag may shed (default: those below "
+                            "--default-priority)")
+    sched.add_argument("--inflight-limit", type=int, default=0,
+                       help="requests a front end may have waiting for answers; class c of C "
+                            "is refused at (c+1)/C of it (0: no limit)")
     sched.add_argument("--worker-mode", choices=("thread", "process"), default="thread",
                        help="model workers: threads sharing each version, or processes")
     sched.add_argument("--priority-classes", default="low,normal,high",
@@ -167,12 +182,15 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             priority_classes=tuple(c.strip() for c in args.priority_classes.split(",") if c.strip()),
             default_priority=args.default_priority, worker_mode=args.worker_mode,
             tf_intra_op_threads=args.tf_intra_op_threads,
-            tf_inter_op_threads=args.tf_inter_op_threads),
+            tf_inter_op_threads=args.tf_inter_op_threads, urgent_workers=args.urgent_workers,
+            urgent_max_batch_size=args.urgent_max_batch_size, shed_max_class=args.shed_max_class,
+            inflight_limit=args.inflight_limit),
         limits=LimitsConfig(max_body_bytes=args.max_body_bytes, max_json_depth=args.max_json_depth,
                             max_tensor_elements=args.max_tensor_elements,
                             header_timeout_s=args.header_timeout_s,
                             idle_timeout_s=args.idle_timeout_s),
-        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s)
+        rest_api_timeout_ms=args.rest_api_timeout_ms, drain_grace_s=args.drain_grace_s,
+        frontend_processes=args.frontend_processes)
 
 
 def run_serve(args: argparse.Namespace,

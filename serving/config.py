@@ -93,8 +93,14 @@ class SchedulingConfig:
     ``priority_classes`` are ordered lowest first; ``worker_queue_depth`` is how many batches
     a worker may hold at once (1 keeps every waiting request under priority control);
     ``overload_lag_ms`` is the front-end lag at which the lowest class is shed at admission
-    (each further multiple sheds the next class below ``default_priority``; 0 disables it,
-    see ``serving.admission``).  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
+    (each further multiple sheds the next class, up to ``shed_max_class`` or, when that is
+    empty, the classes below ``default_priority``; 0 disables it, see ``serving.admission``).
+    ``urgent_workers`` adds model workers that only run batches led by the highest class and
+    ``urgent_max_batch_size`` caps those batches, so urgent work does not wait behind full
+    heavy batches (``serving.scheduler``).  ``inflight_limit`` (per front-end process; 0: none)
+    refuses class ``c`` of ``C`` at the door once ``(c + 1) / C`` of that many requests are
+    waiting for answers, so low classes are refused first and before the scheduler's queue or
+    the pipe to the model process fills.  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
     threads each model worker's TensorFlow runtime uses (0: TensorFlow's default, one per
     core), so that model compute cannot starve the request path of CPU.
     """
@@ -106,6 +112,10 @@ class SchedulingConfig:
     overload_lag_ms: float = 20.0
     tf_intra_op_threads: int = 0
     tf_inter_op_threads: int = 0
+    urgent_workers: int = 0
+    urgent_max_batch_size: int = 0
+    shed_max_class: str = ""
+    inflight_limit: int = 0
 
     def __post_init__(self) -> None:
         classes = tuple(self.priority_classes)
@@ -122,6 +132,23 @@ class SchedulingConfig:
                  "overload_lag_ms must be >= 0 (0 disables front-end shedding)")
         _require(self.tf_intra_op_threads >= 0 and self.tf_inter_op_threads >= 0,
                  "TensorFlow thread counts must be >= 0 (0 keeps TensorFlow's default)")
+        _require(isinstance(self.urgent_workers, int) and 0 <= self.urgent_workers <= 64,
+                 "urgent_workers must be an integer in [0, 64]")
+        _require(isinstance(self.urgent_max_batch_size, int) and self.urgent_max_batch_size >= 0,
+                 "urgent_max_batch_size must be >= 0 (0: no cap)")
+        _require(isinstance(self.inflight_limit, int) and self.inflight_limit >= 0,
+                 "inflight_limit must be >= 0 (0: no limit)")
+        _require(self.shed_max_class == "" or self.shed_max_class in classes[:-1],
+                 f"shed_max_class {self.shed_max_class!r} must be one of {list(classes[:-1])} "
+                 "(the highest class is never shed) or empty")
+
+    @property
+    def shed_levels(self) -> int:
+        """How many of the lowest classes front-end lag may shed: up to ``shed_max_class``, or
+        (empty) the classes below ``default_priority``."""
+        if self.shed_max_class:
+            return self.priority_classes.index(self.shed_max_class) + 1
+        return self.priority_classes.index(self.default_priority)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +226,9 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
     """Everything ``ModelServer`` needs.  Ports 0 bind a free port; ``rest_port=None`` disables
-    the REST front end.
+    the REST front end.  ``frontend_processes`` > 1 serves gRPC and REST from that many
+    processes sharing the ports (SO_REUSEPORT) in front of this process's one model worker
+    pool (``serving.frontends``); 1 serves them from this process.
     """
 
     models: Tuple[ModelConfig, ...]
@@ -215,6 +244,7 @@ class ServerConfig:
     drain_grace_s: float = 10.0
     max_warmup_records: int = 1000
     load_timeout_s: float = 300.0
+    frontend_processes: int = 1
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -231,6 +261,8 @@ class ServerConfig:
         _require(self.drain_grace_s >= 0, "drain_grace_s must be >= 0")
         _require(self.max_warmup_records >= 0, "max_warmup_records must be >= 0")
         _require(self.load_timeout_s > 0, "load_timeout_s must be > 0")
+        _require(isinstance(self.frontend_processes, int) and 1 <= self.frontend_processes <= 64,
+                 "frontend_processes must be an integer in [1, 64]")
 
     def model(self, name: str) -> ModelConfig:
         """The configured model called ``name`` (KeyError when absent)."""

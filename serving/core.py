@@ -21,7 +21,7 @@ import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from core.features import SERVING_SIGNATURE
-from serving.config import ServerConfig
+from serving.config import SchedulingConfig, ServerConfig
 from serving.errors import ServingError, invalid_argument, resource_exhausted, unavailable
 from serving.metrics import ServingMetrics
 from serving.scheduler import Scheduler, make_key
@@ -65,6 +65,7 @@ class ServingCore:
         self._inflight = 0
         self._draining = False
         self._shed_below = 0
+        self._door = config.frontend_processes == 1  # else front-end processes hold the door
 
     # ---- drain ------------------------------------------------------------------------------
     @property
@@ -110,10 +111,7 @@ class ServingCore:
         Raises:
             ServingError: INVALID_ARGUMENT for an unknown class.
         """
-        name = (name or self.config.scheduling.default_priority).strip().lower()
-        if name not in self._classes:
-            raise invalid_argument(f"unknown priority '{name}'; use one of {list(self._classes)}")
-        return self._classes.index(name)
+        return priority_level(self.config.scheduling, name)
 
     def predict(self, model: str, version: Optional[int], label: Optional[str],
                 signature_name: str, decode: Decoder, output_filter: Sequence[str] = (),
@@ -144,11 +142,11 @@ class ServingCore:
                 raise unavailable("the server is shutting down and accepts no new requests")
             level = self.priority_index(priority)
             labels[2] = self._classes[level]
-            if level < self._shed_below:
+            if refused_at_door(self.config.scheduling, level, self._shed_below,
+                               self._inflight if self._door else 0):
                 labels[0] = model if model in self.config_names else ""
                 self.metrics.shed.inc(labels[0] or "unknown", labels[2])
-                raise resource_exhausted(f"server overloaded: refusing '{labels[2]}' priority "
-                                         "requests for now; retry later or raise the priority")
+                raise shed_refusal(labels[2])
             handle = self.versions.acquire(model, version, label)
             labels[0], labels[1] = model, str(handle.version)
             signature = signature_name or SERVING_SIGNATURE
@@ -220,6 +218,54 @@ class ServingCore:
             return handle.version, defs
         finally:
             handle.release()
+
+
+def priority_level(scheduling: SchedulingConfig, name: Optional[str]) -> int:
+    """The class index of a priority name (empty: the default class).
+
+    Args:
+        scheduling: the configured classes and default class.
+        name: the class a request asked for (None or '' for the default).
+
+    Returns:
+        The index in ``scheduling.priority_classes`` (0 is the lowest).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for an unknown class.
+    """
+    classes = scheduling.priority_classes
+    name = (name or scheduling.default_priority).strip().lower()
+    if name not in classes:
+        raise invalid_argument(f"unknown priority '{name}'; use one of {list(classes)}")
+    return classes.index(name)
+
+
+def refused_at_door(scheduling: SchedulingConfig, level: int, shed_below: int, inflight: int
+                    ) -> bool:
+    """Whether a front end refuses a request of class ``level`` before any work on it.
+
+    Args:
+        scheduling: ``inflight_limit`` and the classes.
+        level: the request's class index.
+        shed_below: classes below this index are shed (front-end lag).
+        inflight: requests this front end has admitted and not yet answered.
+
+    Returns:
+        True when the class is shed, or when ``inflight`` has reached the class's share of
+        ``inflight_limit``: class ``c`` of ``C`` may fill ``(c + 1) / C`` of it, so the lowest
+        classes are refused first and the highest only at the limit.
+    """
+    if level < shed_below:
+        return True
+    limit = scheduling.inflight_limit
+    classes = len(scheduling.priority_classes)
+    return bool(limit) and inflight >= limit * (level + 1) / classes
+
+
+def shed_refusal(priority: str) -> ServingError:
+    """The refusal of a request whose class is being shed at admission."""
+    return resource_exhausted(f"server overloaded: refusing '{priority}' priority requests for "
+                              "now; retry later or raise the priority")
 
 
 def filter_outputs(pending: PendingPredict, outputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -39,6 +39,10 @@ class ServingError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self):
+        """Pickle as (code, message): errors cross from the model process to front ends."""
+        return (ServingError, (self.code, self.message))
+
     @property
     def http_status(self) -> int:
         """The HTTP status TF Serving answers for this code."""

@@ -17,9 +17,10 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import grpc
+import numpy as np
 from tensorflow_serving.apis import (model_service_pb2, model_service_pb2_grpc,
                                      prediction_service_pb2, prediction_service_pb2_grpc)
 
@@ -92,6 +93,25 @@ class _Mailbox:
                 waiter.set_result(done.result())
 
 
+class ProtoInputs:
+    """A Predict request's inputs, decoded on call (picklable, so a front-end process can hand
+    them to the model process undecoded).
+
+    Args:
+        inputs: input name -> TensorProto.
+        max_elements: the largest element count accepted per tensor.
+    """
+
+    def __init__(self, inputs: Mapping[str, Any], max_elements: int) -> None:
+        self.inputs = dict(inputs)
+        self.max_elements = max_elements
+
+    def __call__(self, spec: Any) -> Dict[str, np.ndarray]:
+        """Decode every input (the spec is not needed: TensorProtos carry their dtype)."""
+        return {name: to_ndarray(proto, name, self.max_elements)
+                for name, proto in self.inputs.items()}
+
+
 class _Guard:
     """Turns ServingErrors into aborts and logs+counts everything else as INTERNAL."""
 
@@ -132,12 +152,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             deadline = None if remaining is None else time.monotonic() + remaining
             version, label = _spec_version(request.model_spec)
 
-            def decode(spec):
-                return {name: to_ndarray(proto, name, limit) for name, proto in request.inputs.items()}
-
             pending = self._core.predict(
                 request.model_spec.name, version, label, request.model_spec.signature_name,
-                decode, output_filter=list(request.output_filter),
+                ProtoInputs(request.inputs, limit), output_filter=list(request.output_filter),
                 priority=metadata.get(PRIORITY_METADATA_KEY), deadline=deadline)
             if self._mailbox is None:
                 self._mailbox = _Mailbox(asyncio.get_running_loop())
@@ -199,10 +216,14 @@ class GrpcFrontend:
         host: interface to bind.
         port: port to bind (0: any free port).
         max_message_bytes: largest request or response message.
+        reuse_port: share the port with other front-end processes (SO_REUSEPORT); off, a
+            taken port is an error.
     """
 
-    def __init__(self, core: ServingCore, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(self, core: ServingCore, host: str, port: int, max_message_bytes: int,
+                 reuse_port: bool = False) -> None:
         self._core = core
+        self._reuse_port = reuse_port
         self._address = f"{host}:{port}"
         self._max = max_message_bytes
         self._loop = asyncio.new_event_loop()
@@ -224,7 +245,7 @@ class GrpcFrontend:
     async def _start(self) -> int:
         options = [("grpc.max_receive_message_length", self._max),
                    ("grpc.max_send_message_length", max(self._max, 64 * 1024 * 1024)),
-                   ("grpc.so_reuseport", 0)]
+                   ("grpc.so_reuseport", int(self._reuse_port))]
         server = grpc.aio.server(options=options)
         server.add_generic_rpc_handlers((
             service_handler(prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"],
@@ -241,8 +262,7 @@ class GrpcFrontend:
         self._server = server
         scheduling = self._core.config.scheduling
         if scheduling.overload_lag_ms > 0:
-            below_default = scheduling.priority_classes.index(scheduling.default_priority)
-            monitor = LagMonitor(scheduling.overload_lag_ms / 1e3, below_default,
+            monitor = LagMonitor(scheduling.overload_lag_ms / 1e3, scheduling.shed_levels,
                                  self._core.set_shed_level)
             self._monitor = asyncio.get_running_loop().create_task(monitor.run())
         return port

@@ -20,6 +20,7 @@ import http.server
 import json
 import logging
 import re
+import socket
 import socketserver
 import threading
 import time
@@ -47,6 +48,26 @@ def _target(match: "re.Match[str]") -> Tuple[str, Optional[int], Optional[str]]:
     if version is not None and int(version) > _MAX_VERSION:
         raise invalid_argument(f"Failed to convert version: {version} to numeric.")
     return match.group("name"), (int(version) if version is not None else None), match.group("label")
+
+
+class JsonInputs:
+    """A predict body's inputs, decoded against the signature on call (picklable, so a
+    front-end process can hand them to the model process).
+
+    Args:
+        payload: the ``instances`` or ``inputs`` value of the body.
+        fmt: 'row' or 'columnar' (from ``parse_predict_body``).
+        max_elements: the largest element count accepted per tensor.
+    """
+
+    def __init__(self, payload: Any, fmt: str, max_elements: int) -> None:
+        self.payload = payload
+        self.fmt = fmt
+        self.max_elements = max_elements
+
+    def __call__(self, spec: Any) -> Any:
+        """Decode the inputs as ``spec`` types them."""
+        return decode_inputs(self.payload, self.fmt, spec, self.max_elements)
 
 
 class RestRoute(Protocol):
@@ -183,8 +204,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         deadline = started + self._timeout_s()
         signature, fmt, payload = parse_predict_body(parse_json(body, limits.max_json_depth))
         pending = self.core.predict(
-            name, version, label, signature,
-            lambda spec: decode_inputs(payload, fmt, spec, limits.max_tensor_elements),
+            name, version, label, signature, JsonInputs(payload, fmt, limits.max_tensor_elements),
             priority=self.headers.get(PRIORITY_HEADER), deadline=deadline)
         try:
             outputs = pending.future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -213,9 +233,15 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, address, handler, max_connections: int) -> None:
+    def __init__(self, address, handler, max_connections: int, reuse_port: bool = False) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._reuse_port = reuse_port
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self._reuse_port:  # several front-end processes accept on this port
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
@@ -240,15 +266,16 @@ class RestFrontend:
         port: port to bind (0: any free port).
         max_connections: concurrent connections accepted (more are closed at once).
         routes: extra POST routes, path -> route (their owner closes them).
+        reuse_port: share the port with other front-end processes (SO_REUSEPORT).
 
     Raises:
         OSError: the port cannot be bound.
     """
 
     def __init__(self, core: ServingCore, host: str, port: int, max_connections: int = 256,
-                 routes: Optional[Mapping[str, RestRoute]] = None) -> None:
+                 routes: Optional[Mapping[str, RestRoute]] = None, reuse_port: bool = False) -> None:
         handler = type("Handler", (_Handler,), {"core": core, "routes": dict(routes or {})})
-        self._server = _Server((host, port), handler, max_connections)
+        self._server = _Server((host, port), handler, max_connections, reuse_port)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="rest-frontend", daemon=True)

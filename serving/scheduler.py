@@ -5,7 +5,11 @@ full, DEADLINE_EXCEEDED when its deadline has passed or cannot be met given the 
 latency).  One dispatcher thread forms a batch whenever a worker has room: the most urgent
 key (highest class, earliest deadline), closed when it reaches ``max_batch_size`` or its
 oldest task has waited ``batch_timeout_micros``, and sends it to the live worker with the
-least outstanding rows.  Tasks that expire while waiting are dropped before compute.
+least outstanding rows.  A batch is also capped so that its most urgent task's deadline holds
+at the recent cost per row, and a batch led by the highest class at
+``urgent_max_batch_size``; optional lane workers take only such batches, of the highest class
+alone, so urgent work does not wait for a full heavy batch to finish.  Tasks that expire while waiting are dropped
+before compute.
 """
 
 from __future__ import annotations
@@ -38,12 +42,23 @@ class Scheduler:
         priority_names: class names, lowest first (for metric labels).
         metrics: where counts and histograms go.
         worker_queue_depth: batches a worker may hold at once.
+        urgent_workers: the last this many workers of the pool are lanes that only take
+            batches led by the highest class, so urgent work never waits behind full heavy
+            batches on every worker.
+        urgent_max_batch_size: rows a batch led by the highest class may take (0: no cap).
     """
 
     def __init__(self, pool: WorkerPool, batching: BatchingConfig, enable_batching: bool,
                  priority_names: Sequence[str], metrics: ServingMetrics,
-                 worker_queue_depth: int = 1) -> None:
+                 worker_queue_depth: int = 1, urgent_workers: int = 0,
+                 urgent_max_batch_size: int = 0) -> None:
+        if not 0 <= urgent_workers < pool.num_workers:
+            raise ValueError(f"urgent_workers {urgent_workers} must leave a regular worker of "
+                             f"the pool's {pool.num_workers}")
         self._pool = pool
+        self._lanes = urgent_workers
+        self._urgent_cap = urgent_max_batch_size
+        self._top = len(priority_names) - 1
         self._batching = batching
         self._enable_batching = enable_batching
         self._names = tuple(priority_names)
@@ -54,6 +69,7 @@ class Scheduler:
         self._outstanding = [0] * pool.num_workers
         self._inflight = [0] * pool.num_workers
         self._latency: Dict[Hashable, float] = {}
+        self._row_cost: Dict[Hashable, float] = {}  # seconds per row of recent batches
         self._running = False
         self._thread: Optional[threading.Thread] = None
         self._last_sweep = 0.0
@@ -88,7 +104,8 @@ class Scheduler:
             # wake the dispatcher only when it has something new to decide: a first task (a
             # batch opens) or a full batch; otherwise its own timeout or a finishing worker does
             if was_empty or evicted or self._queue.key_rows(task.key) >= self._batching.max_batch_size \
-                    or not self._enable_batching or not task.batchable:
+                    or not self._enable_batching or not task.batchable \
+                    or (task.priority == self._top and (self._lanes or self._urgent_cap)):
                 self._cond.notify()
         for victim in evicted:
             self._metrics.shed.inc(victim.model, self._names[victim.priority])
@@ -135,11 +152,18 @@ class Scheduler:
             self._thread.join(timeout=timeout_s)
 
     # ---- dispatching ----------------------------------------------------------------------
-    def _pick_worker(self) -> Optional[int]:
+    def _pick_worker(self, urgent: bool) -> Optional[int]:
+        """The live worker with room and the least outstanding rows; lanes only for urgent work
+        (a free lane first: it runs the urgent batch capped, beside the heavy ones)."""
         best = None
-        for index in range(self._pool.num_workers):
+        regular = self._pool.num_workers - self._lanes
+        order = (list(range(regular, self._pool.num_workers)) + list(range(regular))) if urgent \
+            else list(range(regular))
+        for index in order:
             if self._inflight[index] >= self._depth or not self._pool.alive(index):
                 continue
+            if urgent and index >= regular and self._outstanding[index] == 0:
+                return index
             if best is None or (self._outstanding[index], self._inflight[index]) < \
                     (self._outstanding[best], self._inflight[best]):
                 best = index
@@ -157,21 +181,26 @@ class Scheduler:
                 if now - self._last_sweep > _SWEEP_INTERVAL_S:
                     self._last_sweep = now
                     dropped = self._queue.remove_expired(now, self._expired)
-                picked = self._pick_worker()
-                selected = self._queue.select() if picked is not None else None
+                selected = self._queue.select()
+                picked = None
+                if selected is not None:
+                    urgent = selected[3].priority == self._top
+                    picked = self._pick_worker(urgent)
                 if picked is None or selected is None:
                     if not dropped:
                         self._cond.wait(timeout=_SWEEP_INTERVAL_S)
                 else:
-                    key, rows, opened = selected
+                    key, rows, opened, head = selected
                     single = not self._enable_batching or not _batchable(key)
-                    limit = self._batching.max_batch_size
+                    limit = self._batch_limit(key, head, urgent, now)
                     close_at = opened + self._batching.batch_timeout_micros / 1e6
                     if not single and rows < limit and now < close_at:
                         if not dropped:
                             self._cond.wait(timeout=min(close_at - now, _SWEEP_INTERVAL_S))
                     else:
-                        batch, more = self._queue.take(key, limit, single, now, self._expired)
+                        lane = picked >= self._pool.num_workers - self._lanes
+                        batch, more = self._queue.take(key, limit, single, now, self._expired,
+                                                       self._top if lane else 0)
                         dropped += more
                         if batch:
                             worker = picked
@@ -186,6 +215,17 @@ class Scheduler:
             self._drop(dropped)
             if batch:
                 self._dispatch(worker, batch)
+
+    def _batch_limit(self, key: Hashable, head: Task, urgent: bool, now: float) -> int:
+        """Rows the next batch of ``key`` may take: ``max_batch_size``, capped for urgent work
+        and so that the most urgent task's deadline still holds at the recent cost per row."""
+        limit = self._batching.max_batch_size
+        if urgent and self._urgent_cap:
+            limit = min(limit, self._urgent_cap)
+        per_row = self._row_cost.get(key)
+        if head.deadline != math.inf and per_row:
+            limit = min(limit, max(1, int((head.deadline - now) / per_row)))
+        return limit
 
     def _drop(self, tasks: List[Task]) -> None:
         for task in tasks:
@@ -253,6 +293,10 @@ class Scheduler:
                 previous = self._latency.get(key)
                 self._latency[key] = elapsed if previous is None else (
                     (1 - _EWMA) * previous + _EWMA * elapsed)
+                per_row = elapsed / max(1, rows)
+                previous = self._row_cost.get(key)
+                self._row_cost[key] = per_row if previous is None else (
+                    (1 - _EWMA) * previous + _EWMA * per_row)
             self._cond.notify()
 
 

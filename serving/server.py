@@ -6,7 +6,8 @@ refused, in-flight ones finish) and shuts everything down.  ``install_signal_han
 SIGTERM/SIGINT start that drain; ``wait`` blocks until the server has stopped.  Extra REST
 routes (``extra_routes``) are mounted on the REST front end and closed when the server stops;
 this is how a higher layer (the events route) joins the server without the server knowing it.
-``make_pool`` builds the model workers for a worker mode.  Tests, benchmarks and the CLI all
+``make_pool`` builds the model workers for a worker mode.  With ``frontend_processes`` > 1 the
+front ends run in that many processes sharing the ports (``serving.frontends``).  Tests, benchmarks and the CLI all
 use this class.
 """
 
@@ -21,6 +22,7 @@ from typing import Any, Mapping, Optional, Tuple
 
 from serving.config import ServerConfig, ServingConfigError
 from serving.core import ServingCore
+from serving.frontends import FrontendProcesses
 from serving.grpc_service import GrpcFrontend
 from serving.metrics import ServingMetrics
 from serving.rest_service import RestFrontend, RestRoute
@@ -86,12 +88,16 @@ class ModelServer:
         if extra_routes and config.rest_port is None:
             raise ServingConfigError(f"REST routes {sorted(extra_routes)} need the REST front end: "
                                      "set rest_port")
+        if extra_routes and config.frontend_processes > 1:
+            raise ServingConfigError(f"REST routes {sorted(extra_routes)} are served in-process "
+                                     "only: set frontend_processes to 1")
         self.config = config
         self._routes: Mapping[str, Any] = dict(extra_routes or {})
         self.metrics = ServingMetrics()
         self._pool = pool
         self._grpc: Optional[GrpcFrontend] = None
         self._rest: Optional[RestFrontend] = None
+        self.frontends: Optional[FrontendProcesses] = None
         self._scheduler: Optional[Scheduler] = None
         self.versions: Optional[VersionManager] = None
         self.core: Optional[ServingCore] = None
@@ -110,34 +116,29 @@ class ModelServer:
         batching = config.batching
         if self._pool is None:
             scheduling = config.scheduling
-            self._pool = make_pool(scheduling.worker_mode, batching.num_batch_threads,
+            self._pool = make_pool(scheduling.worker_mode,
+                                   batching.num_batch_threads + scheduling.urgent_workers,
                                    config.load_timeout_s, scheduling.tf_intra_op_threads,
                                    scheduling.tf_inter_op_threads)
         self._scheduler = Scheduler(self._pool, batching, config.enable_batching,
                                     config.scheduling.priority_classes, self.metrics,
-                                    config.scheduling.worker_queue_depth)
+                                    config.scheduling.worker_queue_depth,
+                                    config.scheduling.urgent_workers,
+                                    config.scheduling.urgent_max_batch_size)
         self._scheduler.start()
         self.versions = VersionManager(config.models, self._pool, self.metrics,
                                        config.poll_interval_s, warmup=self._warmup)
         self.core = ServingCore(config, self.versions, self._scheduler, self.metrics)
         try:
             self.versions.start()
-            self._grpc = GrpcFrontend(self.core, config.host, config.grpc_port,
-                                      config.limits.max_body_bytes)
-            try:
-                grpc_port = self._grpc.start()
-            except (OSError, RuntimeError) as err:  # grpc reports a taken port as RuntimeError
-                raise BindError(f"cannot bind the gRPC port {config.host}:{config.grpc_port}: "
-                                f"{err}") from None
-            rest_port = None
-            if config.rest_port is not None:
+            if config.frontend_processes > 1:
+                self.frontends = FrontendProcesses(self.core, config)
                 try:
-                    self._rest = RestFrontend(self.core, config.host, config.rest_port,
-                                              routes=self._routes)
+                    grpc_port, rest_port = self.frontends.start()
                 except OSError as err:
-                    raise BindError(f"cannot bind the REST port {config.host}:{config.rest_port}: "
-                                    f"{err.strerror or err}") from None
-                rest_port = self._rest.start()
+                    raise BindError(str(err)) from None
+            else:
+                grpc_port, rest_port = self._start_frontends()
         except BaseException:
             self._shutdown(0.0)
             raise
@@ -145,6 +146,28 @@ class ModelServer:
         _LOG.info("serving %s on %s (gRPC %d, REST %s)", [m.name for m in config.models],
                   config.host, grpc_port, rest_port)
         return self.ports
+
+    def _start_frontends(self) -> Tuple[int, Optional[int]]:
+        """The gRPC and REST front ends in this process; returns their ports."""
+        config = self.config
+        assert self.core is not None
+        self._grpc = GrpcFrontend(self.core, config.host, config.grpc_port,
+                                  config.limits.max_body_bytes)
+        try:
+            grpc_port = self._grpc.start()
+        except (OSError, RuntimeError) as err:  # grpc reports a taken port as RuntimeError
+            raise BindError(f"cannot bind the gRPC port {config.host}:{config.grpc_port}: "
+                            f"{err}") from None
+        rest_port = None
+        if config.rest_port is not None:
+            try:
+                self._rest = RestFrontend(self.core, config.host, config.rest_port,
+                                          routes=self._routes)
+            except OSError as err:
+                raise BindError(f"cannot bind the REST port {config.host}:{config.rest_port}: "
+                                f"{err.strerror or err}") from None
+            rest_port = self._rest.start()
+        return grpc_port, rest_port
 
     def _warmup(self, servable: Tuple[str, int], path: str,
                 specs: Mapping[str, SignatureSpec]) -> None:
@@ -167,6 +190,8 @@ class ModelServer:
         if self.core is None:
             return True
         self.core.begin_drain()
+        if self.frontends is not None:
+            self.frontends.drain()
         return self.core.wait_idle(grace_s)
 
     def stop(self, grace_s: Optional[float] = None) -> None:
@@ -181,6 +206,8 @@ class ModelServer:
             self._shutdown(min(grace, 1.0))
 
     def _shutdown(self, grace_s: float) -> None:
+        if self.frontends is not None:
+            self.frontends.stop(grace_s)
         if self._grpc is not None:
             self._grpc.stop(grace_s)
         if self._rest is not None:

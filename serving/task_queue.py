@@ -146,11 +146,12 @@ class TaskQueue:
             return None
         return heap[0][2]
 
-    def select(self) -> Optional[Tuple[Hashable, int, float]]:
+    def select(self) -> Optional[Tuple[Hashable, int, float, Task]]:
         """The most urgent batch key.
 
         Returns:
-            ``(key, rows waiting for it, time its oldest batch opened)`` or None when empty.
+            ``(key, rows waiting for it, time its oldest batch opened, its most urgent task)``
+            or None when empty.
         """
         for level in range(self._num - 1, -1, -1):
             best: Optional[Task] = None
@@ -161,11 +162,13 @@ class TaskQueue:
                 if best is None or (head.deadline, head.seq) < (best.deadline, best.seq):
                     best = head
             if best is not None:
-                return best.key, self._rows_by_key.get(best.key, 0), self._opened.get(best.key, 0.0)
+                return (best.key, self._rows_by_key.get(best.key, 0),
+                        self._opened.get(best.key, 0.0), best)
         return None
 
     def take(self, key: Hashable, max_rows: int, single: bool, now: float,
-             expired: Callable[[Task, float], bool]) -> Tuple[List[Task], List[Task]]:
+             expired: Callable[[Task, float], bool], min_priority: int = 0
+             ) -> Tuple[List[Task], List[Task]]:
         """Remove up to ``max_rows`` rows of ``key``, classes highest first, EDF within a class.
 
         Args:
@@ -174,6 +177,7 @@ class TaskQueue:
             single: take exactly one task (unbatchable signature or batching disabled).
             now: the current monotonic time.
             expired: whether a task can no longer meet its deadline.
+            min_priority: the lowest class the batch may take.
 
         Returns:
             ``(batch, dropped)``: the tasks to run, and tasks removed because they expired or
@@ -182,7 +186,7 @@ class TaskQueue:
         batch: List[Task] = []
         dropped: List[Task] = []
         rows = 0
-        for level in range(self._num - 1, -1, -1):
+        for level in range(self._num - 1, min_priority - 1, -1):
             while True:
                 head = self._head(level, key)
                 if head is None:

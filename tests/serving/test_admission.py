@@ -68,3 +68,64 @@ def test_invalid_lag_setting_is_refused(lag_ms) -> None:
 
     with pytest.raises(ServingConfigError):
         SchedulingConfig(overload_lag_ms=lag_ms)
+
+
+def test_shed_max_class_lets_lag_shed_up_to_it_but_never_the_highest_class() -> None:
+    from serving.config import SchedulingConfig, ServingConfigError
+
+    assert SchedulingConfig().shed_levels == 1  # only the classes below the default
+    assert SchedulingConfig(shed_max_class="normal").shed_levels == 2
+    for bad in ({"shed_max_class": "high"}, {"shed_max_class": "urgent"},
+                {"urgent_workers": -1}, {"urgent_max_batch_size": -1}):
+        with pytest.raises(ServingConfigError, match=next(iter(bad))):
+            SchedulingConfig(**bad)
+
+
+def test_urgent_workers_join_the_pool_and_serve(base_path, start_server) -> None:
+    from serving.config import SchedulingConfig
+
+    server = start_server(make_config(base_path, scheduling=SchedulingConfig(
+        overload_lag_ms=0.0, urgent_workers=1, urgent_max_batch_size=2)))
+    assert server._pool.num_workers == server.config.batching.num_batch_threads + 1
+    path = f"/v1/models/{MODEL}:predict"
+    for priority in ("high", "low"):
+        assert http(server.ports.rest, "POST", path, {"instances": ["u1", "u2"]},
+                    headers={"X-Priority": priority})[0] == 200
+
+
+def test_inflight_limit_shares_refuse_the_lowest_classes_first() -> None:
+    from serving.config import SchedulingConfig
+    from serving.core import refused_at_door
+
+    scheduling = SchedulingConfig(inflight_limit=6)  # low may fill 2, normal 4, high 6
+    assert [[refused_at_door(scheduling, level, 0, inflight) for level in range(3)]
+            for inflight in (1, 2, 4, 6)] == [[False, False, False], [True, False, False],
+                                              [True, True, False], [True, True, True]]
+    assert not refused_at_door(SchedulingConfig(), 0, 0, 10 ** 6)  # 0: no limit
+    assert refused_at_door(SchedulingConfig(), 0, 1, 0)  # lag shedding still applies
+
+
+def test_inflight_limit_refuses_low_before_any_work(base_path, start_server) -> None:
+    import threading
+
+    from serving.config import SchedulingConfig
+    from tests.serving.conftest import wait_for
+
+    server = start_server(make_config(base_path, scheduling=SchedulingConfig(
+        overload_lag_ms=0.0, inflight_limit=3)))
+    path = f"/v1/models/{MODEL}:predict"
+    slow = {"signature_name": "slow", "instances": [{"user_id": "u1", "delay_us": 1_500_000}]}
+    holder = threading.Thread(target=http, args=(server.ports.rest, "POST", path, slow))
+    holder.start()
+    try:
+        assert wait_for(lambda: server.core.inflight == 1)
+        status, reply = http(server.ports.rest, "POST", path, {"instances": ["u1"]},
+                             headers={"X-Priority": "low"})
+        assert status == 429 and "overloaded" in reply["error"]
+        for priority in ("normal", "high"):  # their shares are not reached
+            assert http(server.ports.rest, "POST", path, {"instances": ["u1"]},
+                        headers={"X-Priority": priority})[0] == 200
+    finally:
+        holder.join(timeout=20)
+    assert http(server.ports.rest, "POST", path, {"instances": ["u1"]},
+                headers={"X-Priority": "low"})[0] == 200

@@ -27,10 +27,11 @@ class GatedPool(WorkerPool):
 
     shares_models = True
 
-    def __init__(self, num_workers: int, delay_s: float = 0.0) -> None:
+    def __init__(self, num_workers: int, delay_s: float = 0.0, per_row_s: float = 0.0) -> None:
         self.num_workers = num_workers
         self.gate = threading.Event()
         self.delay_s = delay_s
+        self.per_row_s = per_row_s
         self.batches: List[Tuple[int, List[int]]] = []
         self._lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=num_workers)
@@ -46,7 +47,7 @@ class GatedPool(WorkerPool):
             assert self.gate.wait(timeout=10)
             with self._lock:
                 self.batches.append((worker, inputs["x"].tolist()))
-            time.sleep(self.delay_s)
+            time.sleep(self.delay_s + self.per_row_s * len(inputs["x"]))
             return {"y": inputs["x"] * 2}
 
         return self._executor.submit(work)
@@ -66,11 +67,12 @@ def _task(value: int, priority: int = NORMAL, deadline: float = float("inf"), ro
 def scheduler_for():
     made = []
 
-    def _make(pool: GatedPool, **batching) -> Scheduler:
+    def _make(pool: GatedPool, lanes=None, **batching) -> Scheduler:
         settings = dict(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=pool.num_workers,
                         max_enqueued_batches=2)
         settings.update(batching)
-        scheduler = Scheduler(pool, BatchingConfig(**settings), True, CLASSES, ServingMetrics())
+        scheduler = Scheduler(pool, BatchingConfig(**settings), True, CLASSES, ServingMetrics(),
+                              **(lanes or {}))
         scheduler.start()
         made.append((scheduler, pool))
         return scheduler
@@ -114,6 +116,61 @@ def test_higher_priority_runs_first_on_a_saturated_worker(scheduler_for) -> None
     for task in tasks:
         task.future.result(timeout=5)
     assert [values[0] for _, values in pool.batches] == [0, 3, 5, 2, 1, 4]
+
+
+def test_an_urgent_lane_runs_high_priority_beside_full_heavy_batches(scheduler_for) -> None:
+    pool = GatedPool(3, delay_s=1.0)  # workers 0 and 1 regular, worker 2 the urgent lane
+    scheduler = scheduler_for(pool, max_batch_size=4, max_enqueued_batches=2,
+                              batch_timeout_micros=200_000, lanes={"urgent_workers": 1})
+    pool.gate.set()
+    heavy = [_task(i, LOW) for i in range(12)]  # a saturated queue: two full batches run, 4 wait
+    for task in heavy[:8]:
+        scheduler.submit(task)
+    _wait(lambda: scheduler.outstanding()[:2] == [4, 4])
+    for task in heavy[8:]:
+        scheduler.submit(task)
+    urgent = _task(100, HIGH)
+    scheduler.submit(urgent)
+    _wait(lambda: any(values == [100] for _, values in pool.batches))
+    assert not any(task.future.done() for task in heavy)  # it did not wait for a heavy batch
+    for task in heavy + [urgent]:
+        task.future.result(timeout=10)
+    assert [(w, v) for w, v in pool.batches if v == [100]] == [(2, [100])]
+    assert all(worker < 2 for worker, values in pool.batches if values != [100])  # lane: urgent only
+
+
+def test_batches_led_by_the_highest_class_are_capped(scheduler_for) -> None:
+    pool = GatedPool(1)
+    scheduler = scheduler_for(pool, max_batch_size=4, max_enqueued_batches=4,
+                              lanes={"urgent_max_batch_size": 2})
+    scheduler.submit(_task(0, LOW))
+    _wait(lambda: scheduler.outstanding() == [1])
+    tasks = [_task(v, HIGH) for v in (1, 2, 3, 4)] + [_task(5, LOW), _task(6, LOW)]
+    for task in tasks:
+        scheduler.submit(task)
+    pool.gate.set()
+    for task in tasks:
+        task.future.result(timeout=5)
+    assert [values for _, values in pool.batches] == [[0], [1, 2], [3, 4], [5, 6]]
+
+
+def test_batch_size_shrinks_to_fit_the_most_urgent_deadline(scheduler_for) -> None:
+    pool = GatedPool(1, per_row_s=0.05)
+    scheduler = scheduler_for(pool, max_batch_size=8, max_enqueued_batches=2)
+    pool.gate.set()
+    first = _task(0, rows=2)
+    scheduler.submit(first)
+    first.future.result(timeout=5)  # the scheduler has seen ~0.05 s per row
+    blocker = _task(1, rows=2)
+    scheduler.submit(blocker)
+    _wait(lambda: scheduler.outstanding() == [2])
+    deadline = time.monotonic() + 0.35  # after the blocker, about 5 rows' time is left
+    tasks = [_task(10 + i, deadline=deadline) for i in range(8)]
+    for task in tasks:
+        scheduler.submit(task)
+    concurrent.futures.wait([t.future for t in tasks], timeout=10)
+    after = [values for _, values in pool.batches[2:]]
+    assert after and 1 <= len(after[0]) <= 6  # a full batch of 8 would take 0.4 s
 
 
 def test_earliest_deadline_first_within_a_class(scheduler_for) -> None:

@@ -135,11 +135,11 @@ def _parse(argv):
 def test_cli_flags_build_the_config(tmp_path) -> None:
     args = _parse(["serve", "--model-base-path", str(tmp_path), "--model-name", "rec",
                    "--grpc-port", "0", "--rest-port", "0", "--max-batch-size", "16",
-                   "--worker-mode", "process", "--num-versions", "2"])
+                   "--worker-mode", "process", "--num-versions", "2", "--frontend-processes", "2"])
     config = build_config(args)
     assert config.host == "127.0.0.1" and config.models[0].name == "rec"
     assert config.batching.max_batch_size == 16 and config.scheduling.worker_mode == "process"
-    assert config.models[0].version_policy.num_versions == 2
+    assert config.models[0].version_policy.num_versions == 2 and config.frontend_processes == 2
     params = tmp_path / "batching.txt"
     params.write_text("max_batch_size { value: 12 } num_batch_threads { value: 1 }")
     args = _parse(["serve", "--model-base-path", str(tmp_path), "--batching-parameters-file",
