@@ -18,6 +18,9 @@ Usage:
     python -m benchmarks.compression [--output DIR] [--datasets ml-latest-small,synthetic-1m]
     (also `synthetic`: the embedded default data, 40k interactions, for a quick run)
         [--config PIPELINE.json] [--compression COMPRESSION.json]
+
+Every variant and TFLite mode is built (`CompressionConfig.sweep`), unless the compression JSON
+sets `sweep`, `variants` or `tflite_modes` itself.
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; choose from {list(DATASETS + EXTRA_DATASETS)}")
     compression = json.loads(pathlib.Path(args.compression).read_text()) if args.compression else {}
+    if not {"sweep", "variants", "tflite_modes"} & set(compression):
+        compression["sweep"] = True  # every variant, not only the pipeline's likely winners
     output = pathlib.Path(args.output).resolve()
     outcomes = {name: run_one(name, output, args.config, compression) for name in names}
     summary = {}

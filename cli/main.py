@@ -71,6 +71,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.no_compress:
         overrides["compress"] = False
     cfg = load_config(args.config, overrides).with_paths(args.output)  # every value checked before any work
+    if args.compression_sweep:
+        cfg = cfg.with_compression_sweep()
     if args.data is not None and not os.path.exists(args.data):
         raise UserInputError(f"--data {args.data}: no such file or folder")
     if not args.verbose:
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warm-start", action="store_true",
                      help="start training from the latest blessed model (continuous training on new spans)")
     run.add_argument("--no-compress", action="store_true", help="serve the Trainer's networks without CompressModel")
+    run.add_argument("--compression-sweep", action="store_true",
+                     help="build and measure every compression variant, not only the likely winners")
     run.add_argument("--verbose", action="store_true",
                      help="show TensorFlow/Beam/TFX output here instead of OUTPUT/logs/recsys-run.log")
     run.set_defaults(func=_cmd_run)

@@ -3,9 +3,11 @@
 Between the Trainer and BuildServingModel. Reads the Trainer's networks, the Transform graph,
 the transformed training examples (fine-tuning, distillation, serving tables), the raw
 interaction examples (evaluation, same split and metrics as the evaluation step) and the item
-catalog. Builds every configured variant (`compression.variants`), exports each as a
-serving SavedModel and measures it, exports the TFLite models, picks the smallest variant within
-the quality budget (`compression.select`) and writes:
+catalog. Builds the configured variants (`CompressionConfig.built_variants`: by default only the
+selection's likely winners, every variant with `compression.sweep`), exports each as a serving
+SavedModel and measures it, exports the configured TFLite models (none by default: they are never
+selected), picks the smallest variant within the quality budget (`compression.select`) and
+writes:
 
 * `<model>/Format-Serving/`: the chosen networks in the Trainer's layout
   (`trainer.export.save_trained`) plus `compression.json` (the variant and whether its serving
@@ -34,7 +36,7 @@ from tfx.utils import io_utils, path_utils
 from components.artifact_files import split_files
 from compression import measure, records, select, tflite_export, variants
 from compression import report as compression_report
-from compression.config import CompressionConfig
+from compression.config import FULL, CompressionConfig
 from compression.finetune import load_training_data
 from compression.serving_variants import ServingContext, write_marker
 from core import features as F
@@ -112,6 +114,10 @@ def compress_model(
     context = ServingContext.load(transform_dir, transformed_train_patterns, catalog_patterns, options)
     catalog_ids = [k.decode() for k in context.tables.item_keys]
     split = measure.EvalSplit.read(raw_train_patterns, raw_eval_patterns, catalog_ids)
+    building = [FULL, *cfg.built_variants, *(f"tflite_{m}" for m in cfg.built_tflite_modes)]
+    skipped = cfg.not_swept()
+    print(f"compression: building {', '.join(building)}"
+          + (f"; not swept: {', '.join(skipped)} (compression.sweep builds them)" if skipped else ""), flush=True)
     staging = tempfile.mkdtemp(prefix="compress_model_")
     try:
         local_variants = os.path.join(staging, VARIANTS_DIR)
@@ -120,10 +126,10 @@ def compress_model(
             made[variant.name] = variant
             rows.append(records.record_serving_variant(
                 variant, context, split, os.path.join(local_variants, variant.name), cutoffs, cfg))
-        if cfg.tflite_modes:
+        if cfg.built_tflite_modes:
             names = sorted(set(full.query_tower.input_names) | set(full.ranking_model.input_names))
             representative = tflite_export.representative_examples(data.train, names, cfg.representative_examples)
-            for mode in cfg.tflite_modes:
+            for mode in cfg.built_tflite_modes:
                 rows.append(records.record_tflite(full, representative, mode, context, split,
                                                   local_variants, cutoffs, cfg))
         candidates = [select.Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == compression_report.SAVED_MODEL)
@@ -138,7 +144,8 @@ def compress_model(
         rows = [dataclasses.replace(r, path=relocate(r.path, local_variants, final_variants)) for r in rows]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    markdown = compression_report.write_report(report_dir, rows, selection, cfg.quality_budget)
+    markdown = compression_report.write_report(report_dir, rows, selection, cfg.quality_budget,
+                                               not_swept=cfg.not_swept())
     return CompressionOutcome(rows, selection, markdown)
 
 

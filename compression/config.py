@@ -17,6 +17,20 @@ DISTILLED = "distilled"
 DISTILLED_INT8 = "distilled_int8"
 VARIANTS = (PRUNED, QAT, INT8, PRUNED_INT8, QAT_INT8, DISTILLED, DISTILLED_INT8)
 TFLITE_MODES = ("dynamic_range", "full_integer")
+# The selection rule's likely winners, built by default (the rest only with `sweep`). The rule
+# picks the smallest *servable* variant within the quality budget, so:
+# - TFLite exports never win (not servable by TF Serving);
+# - each float variant (pruned, qat, distilled) is beaten by its `_int8` version: the same
+#   networks with int8 tables are smaller, and row-wise int8 moved Recall@20 / NDCG@10 by at most
+#   0.1 % on every measured data set (BENCHMARKS.md "Compression"), far inside the 1 % budget;
+# - of the int8 versions, `distilled_int8` is the smallest on every measured data set
+#   (ml-latest-small, synthetic, synthetic-1m), within the budget and chosen on all three;
+#   `int8` needs no training, stays within rounding of the full model, and wins whenever the
+#   student misses the budget. `pruned_int8` lost 16-22 % Recall@20 on both synthetic data sets;
+#   `qat_int8` is at most 2.5 % smaller than `int8` (QAT's int8 grid pays off only in TFLite)
+#   and missed the budget on both synthetic data sets. Those two can still win on other data,
+#   which a sweep (`sweep`, `recsys run --compression-sweep`) shows.
+CANDIDATES = (INT8, DISTILLED_INT8)
 
 
 class CompressionConfigError(ConfigError):
@@ -29,7 +43,11 @@ class CompressionConfig:
 
     Attributes:
       variants: compressed variants to build (from `VARIANTS`); the full model is always
-        measured as the reference.
+        measured as the reference. None (the default): the selection's likely winners
+        (`CANDIDATES`), or every variant with `sweep`.
+      sweep: build and measure every variant of `VARIANTS` and every TFLite mode of
+        `TFLITE_MODES` (for a size/quality study), not only the likely winners; exclusive
+        with an explicit `variants` or `tflite_modes`.
       target_sparsity: final fraction of zero weights in every pruned Dense kernel and
         Embedding table.
       sparsity_overrides: (layer name, sparsity) pairs that replace `target_sparsity` for
@@ -47,7 +65,8 @@ class CompressionConfig:
       quality_budget: largest relative drop of every `budget_metrics` value, vs the full
         model, that a variant may have to be selected.
       budget_metrics: two-stage metrics the budget applies to.
-      tflite_modes: TFLite exports of the query tower and the ranking model.
+      tflite_modes: TFLite exports of the query tower and the ranking model. None (the
+        default): none (TFLite never wins the selection), or every mode with `sweep`.
       representative_examples: transformed training examples fed to full-integer TFLite
         calibration.
       latency_repeats: timed calls per batch size (the median is reported).
@@ -55,7 +74,8 @@ class CompressionConfig:
       seed: seed of the fine-tuning and student training.
     """
 
-    variants: Tuple[str, ...] = VARIANTS
+    variants: Optional[Tuple[str, ...]] = None
+    sweep: bool = False
     target_sparsity: float = 0.8
     sparsity_overrides: Tuple[Tuple[str, float], ...] = ()
     pruning_frequency: int = 10
@@ -70,22 +90,29 @@ class CompressionConfig:
     distillation_alpha: float = 0.5
     quality_budget: float = 0.01
     budget_metrics: Tuple[str, ...] = ("recall_at_20", "ndcg_at_10")
-    tflite_modes: Tuple[str, ...] = TFLITE_MODES
+    tflite_modes: Optional[Tuple[str, ...]] = None
     representative_examples: int = 512
     latency_repeats: int = 20
     max_eval_users: Optional[int] = 5000
     seed: int = 11
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "variants", tuple(self.variants))
-        object.__setattr__(self, "tflite_modes", tuple(self.tflite_modes))
+        for name in ("variants", "tflite_modes"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "budget_metrics", tuple(self.budget_metrics))
         overrides = tuple((str(name), float(value)) for name, value in self.sparsity_overrides)
         object.__setattr__(self, "sparsity_overrides", overrides)
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        _require(isinstance(self.sweep, bool), f"sweep must be true or false, got {self.sweep!r}")
+        explicit = [name for name in ("variants", "tflite_modes") if getattr(self, name) is not None]
+        _require(not (self.sweep and explicit),
+                 f"sweep builds every variant and TFLite mode: it cannot be combined with an explicit "
+                 f"{' and '.join(explicit)} (drop them or set sweep false)")
+        unknown = [v for v in self.built_variants if v not in VARIANTS]
         _require(not unknown, f"variants: unknown {unknown} (known: {', '.join(VARIANTS)})")
-        _require(len(set(self.variants)) == len(self.variants), "variants: listed twice")
-        bad_modes = [m for m in self.tflite_modes if m not in TFLITE_MODES]
+        _require(len(set(self.built_variants)) == len(self.built_variants), "variants: listed twice")
+        bad_modes = [m for m in self.built_tflite_modes if m not in TFLITE_MODES]
         _require(not bad_modes, f"tflite_modes: unknown {bad_modes} (known: {TFLITE_MODES})")
         _require(0.0 <= self.target_sparsity < 1.0, "target_sparsity must lie in [0, 1)")
         _require(all(0.0 <= s < 1.0 for _, s in overrides), "sparsity_overrides must lie in [0, 1)")
@@ -103,6 +130,27 @@ class CompressionConfig:
         _require(self.latency_repeats >= 1, "latency_repeats must be >= 1")
         _require(self.max_eval_users is None or self.max_eval_users >= 1,
                  "max_eval_users must be >= 1 or None")
+
+    @property
+    def built_variants(self) -> Tuple[str, ...]:
+        """The compressed variants this run builds: `variants`, else `CANDIDATES` or, with
+        `sweep`, every variant."""
+        if self.variants is not None:
+            return self.variants
+        return VARIANTS if self.sweep else CANDIDATES
+
+    @property
+    def built_tflite_modes(self) -> Tuple[str, ...]:
+        """The TFLite modes this run exports: `tflite_modes`, else none or, with `sweep`, all."""
+        if self.tflite_modes is not None:
+            return self.tflite_modes
+        return TFLITE_MODES if self.sweep else ()
+
+    def not_swept(self) -> Tuple[str, ...]:
+        """Record names (variants, then `tflite_<mode>`) a sweep would add that this run skips."""
+        variants = [v for v in VARIANTS if v not in self.built_variants]
+        modes = [f"tflite_{m}" for m in TFLITE_MODES if m not in self.built_tflite_modes]
+        return tuple(variants + modes)
 
     def sparsity_of(self, layer_name: str) -> float:
         """The configured final sparsity of the layer called `layer_name`."""

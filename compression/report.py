@@ -81,12 +81,24 @@ def _number(value: Optional[float], digits: int = 4) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def markdown(records: Sequence[VariantRecord], selection: Selection) -> str:
-    """The report page: the verdict, the table, then what dominates the full model's bytes."""
+def sweep_note(records: Sequence[VariantRecord], not_swept: Sequence[str]) -> str:
+    """One sentence: the variants built and measured, and those a sweep would add."""
+    built = ", ".join(f"`{r.name}`" for r in records)
+    if not not_swept:
+        return f"**Built:** {built} (every variant)."
+    skipped = ", ".join(f"`{name}`" for name in not_swept)
+    return (f"**Built:** {built} (the selection's likely winners). **Not swept:** {skipped}; "
+            f"`compression.sweep: true` or `recsys run --compression-sweep` builds and measures them.")
+
+
+def markdown(records: Sequence[VariantRecord], selection: Selection, not_swept: Sequence[str] = ()) -> str:
+    """The report page: the verdict, what was built (and what a sweep would add), the table, then
+    what dominates the full model's bytes."""
     full = next(r for r in records if r.name == FULL)
     lines = [
         "# Model compression", "",
         f"**Selected:** `{selection.chosen}`. {selection.reason}.", "",
+        sweep_note(records, not_swept), "",
         "| variant | kind | gzip bytes | vs full | weights gzip | vs full | disk bytes | params | "
         "non-zeros | Recall@20 | Δ | NDCG@10 | Δ | RMSE | ms @1 | ms @64 | verdict |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -175,7 +187,7 @@ def scalars(records: Sequence[VariantRecord]) -> Dict[str, Dict[str, float]]:
 
 
 def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Selection,
-                 budget: Optional[float] = None) -> str:
+                 budget: Optional[float] = None, not_swept: Sequence[str] = ()) -> str:
     """Writes compression.json, report.md, report.png and TensorBoard scalars; returns the markdown.
 
     Args:
@@ -183,6 +195,7 @@ def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Sele
       records: every variant's measurements, the full model's included.
       selection: the selection rule's decision.
       budget: the quality budget, drawn on the chart.
+      not_swept: variants (and `tflite_<mode>` exports) a sweep would add, not built this run.
 
     Raises:
       ValueError: no record of the full model.
@@ -193,10 +206,11 @@ def write_report(out_dir: str, records: Sequence[VariantRecord], selection: Sele
 
     tf.io.gfile.makedirs(out_dir)
     payload = {"selection": selection.to_dict(),
-               "variants": [dataclasses.asdict(r) for r in records]}
+               "variants": [dataclasses.asdict(r) for r in records],
+               "built": [r.name for r in records], "not_swept": list(not_swept)}
     evaluation_report.write_text(os.path.join(out_dir, REPORT_JSON),
                                  json.dumps(_json_ready(payload), indent=2, sort_keys=True, allow_nan=False))
-    text = markdown(records, selection)
+    text = markdown(records, selection, not_swept)
     evaluation_report.write_text(os.path.join(out_dir, REPORT_MD), text)
     write_chart(os.path.join(out_dir, REPORT_PNG), records, selection.chosen, budget)
     evaluation_report.log_to_tensorboard(os.path.join(out_dir, "tensorboard"), scalars(records), step=0)

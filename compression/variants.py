@@ -54,10 +54,10 @@ def int8_networks(networks: export.Networks) -> export.Networks:
 
 def produce_variants(full: export.Networks, data: TrainingData, trainer_cfg: TrainerConfig,
                      cfg: C.CompressionConfig) -> Iterator[Variant]:
-    """Yields the full model first, then each variant of `cfg.variants`, in that order.
+    """Yields the full model first, then each variant of `cfg.built_variants`, in that order.
 
     A variant's base (e.g. `pruned` for `pruned_int8`) is built once, even when the base
-    itself is not among `cfg.variants`.
+    itself is not among `cfg.built_variants`.
 
     Args:
       full: the trained networks (left unchanged).
@@ -81,6 +81,6 @@ def produce_variants(full: export.Networks, data: TrainingData, trainer_cfg: Tra
         return built[name]
 
     yield Variant(C.FULL, full, False, DESCRIPTIONS[C.FULL])
-    for name in cfg.variants:
+    for name in cfg.built_variants:
         print(f"compression: building variant {name!r} ({DESCRIPTIONS[name]})", flush=True)
         yield Variant(name, networks_of(name), name in BASE_OF_INT8, DESCRIPTIONS[name])

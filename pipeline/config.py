@@ -118,6 +118,19 @@ class PipelineConfig:
             metadata_path=str(root / "metadata.sqlite"),
         )
 
+    def with_compression_sweep(self) -> "PipelineConfig":
+        """A copy whose compression stage builds every variant (`compression.sweep`).
+
+        Raises:
+          ConfigError: the compression stage is off, or its config lists variants or TFLite
+            modes explicitly (a sweep builds them all).
+        """
+        check("", [(self.compress, "compression.sweep needs the compression stage (compress is false)")])
+        try:
+            return dataclasses.replace(self, compression=dataclasses.replace(self.compression, sweep=True))
+        except ConfigError as err:
+            raise ConfigError(f"compression.{err}") from err
+
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> PipelineConfig:

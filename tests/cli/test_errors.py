@@ -71,3 +71,29 @@ def test_a_huge_wrong_header_is_cut_in_the_message(tmp_path):
     result = recsys("run", "--data", str(wide), "--output", str(tmp_path / "out"), "--verbose")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr) < 10_000
+
+
+def test_the_compression_sweep_flag_reaches_the_config(tmp_path, monkeypatch):
+    from cli import main
+    from pipeline import local_run
+
+    seen = []
+
+    def stop(cfg, _data):
+        seen.append(cfg)
+        raise KeyboardInterrupt  # the pipeline itself does not run
+
+    monkeypatch.setattr(local_run, "prepare_data", stop)
+    for flags in ((), ("--compression-sweep",)):
+        assert main.main(["run", "--output", str(tmp_path / "out"), "--verbose", *flags]) == main.EXIT_INTERRUPTED
+    assert [cfg.compression.sweep for cfg in seen] == [False, True]
+
+
+def test_a_compression_sweep_beside_explicit_variants_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"compression": {"variants": ["int8"]}}))
+    result = recsys("run", "--config", str(path), "--compression-sweep", "--output", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = _errors(result)
+    assert "compression.sweep" in line and "explicit variants" in line
+    assert not (tmp_path / "out" / "data").exists()

@@ -13,7 +13,9 @@ from core import features as F
 pytestmark = pytest.mark.slow
 
 K = 5
-VARIANTS = ("int8", "pruned_int8")
+VARIANTS = ("int8", "distilled_int8")  # the default: the selection's likely winners
+TFLITE = ("tflite_dynamic_range", "tflite_full_integer")
+NOT_SWEPT = ["pruned", "qat", "pruned_int8", "qat_int8", "distilled"]
 CUTOFFS = (5, 10, 20)
 
 
@@ -24,7 +26,7 @@ def compressed(world, teacher_dir, trainer_cfg, tmp_path_factory):
     from trainer.serving_model import ServingOptions
 
     root = tmp_path_factory.mktemp("compressed")
-    cfg = CompressionConfig(variants=VARIANTS, finetune_epochs=1, pruning_frequency=2, latency_repeats=2,
+    cfg = CompressionConfig(tflite_modes=("dynamic_range", "full_integer"), student_epochs=2, latency_repeats=2,
                             representative_examples=32, max_eval_users=None)
     outcome = compress_model(
         teacher_dir, world.transform_dir, [world.transformed_train], [world.raw_train], [world.raw_eval],
@@ -43,15 +45,20 @@ def test_report_lists_every_variant_and_the_choice(compressed):
 
     outcome, model_dir, report_dir, cfg = compressed
     names = [r.name for r in outcome.records]
-    assert names == ["full", *VARIANTS, "tflite_dynamic_range", "tflite_full_integer"]
+    assert names == ["full", *VARIANTS, *TFLITE]
     text = open(os.path.join(report_dir, report.REPORT_MD), encoding="utf-8").read()
     assert f"**Selected:** `{outcome.selection.chosen}`" in text
     for name in names:
         assert f"| {name} |" in text
+    assert "**Not swept:** " + ", ".join(f"`{name}`" for name in NOT_SWEPT) in text
+    assert "--compression-sweep" in text
+    for name in NOT_SWEPT:
+        assert f"| {name} |" not in text
     with open(os.path.join(report_dir, report.REPORT_PNG), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     saved = report.read_report(report_dir)
     assert saved["selection"]["chosen"] == outcome.selection.chosen
+    assert saved["built"] == names and saved["not_swept"] == NOT_SWEPT
     again = select.select_variant(
         [select.Candidate(r.name, r.gzip_bytes, r.metrics, r.kind == report.SAVED_MODEL) for r in outcome.records],
         cfg.quality_budget, cfg.budget_metrics)
@@ -161,7 +168,7 @@ def test_int8_variant_is_served_by_the_project_server(compressed, tmp_path):
     from tests.serving.tiny_models import install
 
     outcome, _, _, _ = compressed
-    path = _records(outcome)["pruned_int8"].path
+    path = _records(outcome)["distilled_int8"].path
     base = str(tmp_path / "models" / "recsys")
     install(path, base, 1)
     users = ["ua0", "uc5", "nobody"]

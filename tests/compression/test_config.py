@@ -23,10 +23,37 @@ def test_from_json_values_gives_tuples_and_overrides():
     ({"distillation_alpha": 1.5}, "distillation_alpha"),
     ({"quality_budget": -0.01}, "quality_budget"),
     ({"max_eval_users": 0}, "max_eval_users"),
+    ({"sweep": True, "variants": ("int8",)}, "sweep .* explicit variants"),
+    ({"sweep": True, "tflite_modes": ()}, "sweep .* explicit tflite_modes"),
+    ({"sweep": "yes"}, "sweep must be true or false"),
 ])
 def test_bad_values_name_the_field(values, field):
     with pytest.raises(CompressionConfigError, match=field):
         CompressionConfig(**values)
+
+
+def test_the_default_builds_the_likely_winners_and_a_sweep_builds_everything():
+    from compression import config as C
+
+    default, sweep = CompressionConfig(), CompressionConfig(sweep=True)
+    assert default.built_variants == C.CANDIDATES == ("int8", "distilled_int8")
+    assert default.built_tflite_modes == ()
+    assert default.not_swept() == ("pruned", "qat", "pruned_int8", "qat_int8", "distilled",
+                                   "tflite_dynamic_range", "tflite_full_integer")
+    assert sweep.built_variants == C.VARIANTS and sweep.built_tflite_modes == C.TFLITE_MODES
+    assert sweep.not_swept() == ()
+    chosen = CompressionConfig(variants=("pruned",), tflite_modes=("dynamic_range",))
+    assert chosen.built_variants == ("pruned",) and chosen.built_tflite_modes == ("dynamic_range",)
+
+
+def test_the_sweep_key_is_typed_and_exclusive_with_explicit_lists():
+    from core.config_loader import ConfigError
+
+    assert from_dict(CompressionConfig, {"sweep": True}, "compression").sweep is True
+    with pytest.raises(ConfigError, match="compression.sweep: expected true or false"):
+        from_dict(CompressionConfig, {"sweep": "yes"}, "compression")
+    with pytest.raises(ConfigError, match="explicit variants"):
+        from_dict(CompressionConfig, {"sweep": True, "variants": ["int8"]}, "compression")
 
 
 def test_json_round_trip_as_the_component_receives_it():
@@ -36,6 +63,8 @@ def test_json_round_trip_as_the_component_receives_it():
     cfg = CompressionConfig(variants=("int8", "distilled"), sparsity_overrides=(("user_id_embedding", 0.5),),
                             max_eval_users=None)
     assert from_dict(CompressionConfig, json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+    for default in (CompressionConfig(), CompressionConfig(sweep=True)):
+        assert from_dict(CompressionConfig, json.loads(json.dumps(dataclasses.asdict(default)))) == default
 
 
 def test_the_stage_refuses_a_budget_metric_it_would_not_compute(tmp_path):

@@ -35,3 +35,15 @@ def test_report_files_and_figures(tmp_path):
     assert saved["variants"][2]["metrics"]["retrieval_ndcg_at_10"] is None  # NaN -> null
     assert saved["variants"][0]["latency_ms"] == {"1": 1.5, "64": 9.25}
     assert os.listdir(tmp_path / "tensorboard")
+
+
+def test_the_report_says_what_was_built_and_what_a_sweep_would_add():
+    records = [variant_record("full", report.SAVED_MODEL, 4000, 0.2, 0.1),
+               variant_record("int8", report.SAVED_MODEL, 1000, 0.2, 0.1)]
+    selection = select_variant([Candidate(r.name, r.gzip_bytes, r.metrics) for r in records], 0.01,
+                               ("recall_at_20",))
+    partial = report.markdown(records, selection, not_swept=("pruned", "tflite_full_integer"))
+    assert ("**Built:** `full`, `int8` (the selection's likely winners). **Not swept:** `pruned`, "
+            "`tflite_full_integer`; `compression.sweep: true` or `recsys run --compression-sweep`") in partial
+    swept = report.markdown(records, selection)
+    assert "**Built:** `full`, `int8` (every variant)." in swept and "Not swept" not in swept

@@ -49,3 +49,22 @@ def test_each_bad_value_is_named_by_its_key_path(tmp_path, values, expected):
     with pytest.raises(ConfigError, match=expected) as raised:
         load_config(str(path))
     assert str(raised.value).startswith(str(path))
+
+
+def test_the_compression_sweep_keeps_the_rest_of_the_compression_config(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"compression": {"student_epochs": 2}}))
+    swept = load_config(str(path)).with_compression_sweep().compression
+    assert swept.sweep is True and swept.student_epochs == 2
+    assert load_config(str(path)).compression.sweep is False
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({"compression": {"variants": ["int8"]}}, "compression.sweep builds every variant and TFLite mode: "
+                                               "it cannot be combined with an explicit variants"),
+    ({"compress": False}, "compression.sweep needs the compression stage (compress is false)"),
+])
+def test_a_compression_sweep_that_cannot_apply_is_a_config_error(values, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, values).with_compression_sweep()
+    assert expected in str(caught.value)
