@@ -6,21 +6,50 @@ examples (`EntityTables`, fed batch by batch so the streamed input can use it to
 `trainer.early_stopping.RetrievalValidation` of the label slice: its users (a seeded sample of at
 most `max_users`) queried with their latest fit-part history, the catalog of every train item,
 each user's fit-part items excluded and their label-slice items (not in the fit part) relevant.
+`HoldoutInputs` is what the Trainer reads (built in memory by `trainer.holdout_inputs`, streamed
+by `trainer.streaming.holdout_inputs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from core import features as F
 from trainer.early_stopping import RetrievalValidation
 from trainer.label_slice import label_slice_mask
 from trainer.towers import Vocabularies
 
+Ratings = Tuple[np.ndarray, np.ndarray, np.ndarray]  # users, items, ratings
 USER_COLUMNS = (F.USER_AGE_XF, F.USER_GENDER_XF, F.USER_OCCUPATION_XF)
 ITEM_COLUMNS = (F.ITEM_GENRES_XF, F.ITEM_TITLE_XF, F.ITEM_YEAR_XF)
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldoutInputs:
+    """What the fit-part fit, the early stopping and the refit on the whole train split read."""
+
+    fit: tf.data.Dataset
+    label: tf.data.Dataset
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+    fit_probabilities: np.ndarray
+    train_probabilities: np.ndarray
+    validation: RetrievalValidation
+    fit_ratings: Ratings
+    train_ratings: Ratings
+    mode: str  # 'memory' or 'stream'
+    counts: Dict[str, int]  # examples in the fit part, the label slice, train and eval
+
+
+def check_cut(fit_examples: int, label_examples: int) -> None:
+    """Raises ValueError unless both the fit part and the label slice hold examples."""
+    if not fit_examples or not label_examples:
+        raise ValueError(f"the label slice ({label_examples} examples) and the fit part ({fit_examples}) must "
+                         "both be non-empty; the train split is too small to hold out a label slice")
 
 
 def slice_mask(arrays: Dict[str, np.ndarray], split: str, fraction: float) -> np.ndarray:

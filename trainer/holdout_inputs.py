@@ -12,9 +12,8 @@ are fitted and measured on. The in-memory input builds it here; the streamed one
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -23,39 +22,20 @@ import tensorflow_transform as tft
 from core import features as F
 from trainer import history, holdout, inputs, streaming
 from trainer.config import TrainerConfig
-from trainer.early_stopping import RetrievalValidation
 from trainer.towers import Vocabularies
 
 Patterns = Union[str, Sequence[str]]
-Ratings = Tuple[np.ndarray, np.ndarray, np.ndarray]  # users, items, ratings
 
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class HoldoutInputs:
-    """What the fit-part fit, the early stopping and the refit on the whole train split read."""
-
-    fit: tf.data.Dataset
-    label: tf.data.Dataset
-    train: tf.data.Dataset
-    eval: tf.data.Dataset
-    fit_probabilities: np.ndarray
-    train_probabilities: np.ndarray
-    validation: RetrievalValidation
-    fit_ratings: Ratings
-    train_ratings: Ratings
-    mode: str  # 'memory' or 'stream'
-    counts: Dict[str, int]  # examples in the fit part, the label slice, train and eval
-
-
-def ratings_of(arrays: Dict[str, np.ndarray]) -> Ratings:
+def ratings_of(arrays: Dict[str, np.ndarray]) -> holdout.Ratings:
     """The (user, item, rating) triples of feature arrays."""
     return arrays[F.USER_ID_XF], arrays[F.ITEM_ID_XF], arrays[F.RATING_XF].astype(np.float64)
 
 
 def training_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transform_output: tft.TFTransformOutput,
-                    vocab: Vocabularies, cfg: TrainerConfig, examples: Optional[int] = None) -> HoldoutInputs:
+                    vocab: Vocabularies, cfg: TrainerConfig, examples: Optional[int] = None) -> holdout.HoldoutInputs:
     """The inputs of `run_fn`, in memory or streamed (`cfg.input_mode`, see `trainer.streaming`).
 
     Args:
@@ -69,9 +49,7 @@ def training_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transf
     eval_ = inputs.load_arrays(eval_patterns, tf_transform_output)
     num_users = vocab.users - F.OOV_BUCKETS
     fit, label = holdout.cut(train, holdout.slice_mask(train, cfg.split, cfg.validation_fraction))
-    if not len(fit[F.USER_ID_XF]) or not len(label[F.USER_ID_XF]):
-        raise ValueError(f"the label slice ({len(label[F.USER_ID_XF])} examples) and the fit part "
-                         f"({len(fit[F.USER_ID_XF])}) must both be non-empty; the train split is too small")
+    holdout.check_cut(len(fit[F.USER_ID_XF]), len(label[F.USER_ID_XF]))
     inputs.add_histories(fit, label, num_users)
     inputs.add_histories(train, eval_, num_users)
     tables = holdout.EntityTables(vocab)
@@ -90,7 +68,7 @@ def training_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transf
 
     counts = {"fit_part": len(fit[F.USER_ID_XF]), "label_slice": len(label[F.USER_ID_XF]),
               "train": len(train[F.USER_ID_XF]), "eval": len(eval_[F.USER_ID_XF])}
-    return HoldoutInputs(
+    return holdout.HoldoutInputs(
         fit=batches(fit, shuffle=True), label=batches(label), train=batches(train, shuffle=True), eval=batches(eval_),
         fit_probabilities=probabilities(fit), train_probabilities=probabilities(train), validation=validation,
         fit_ratings=ratings_of(fit), train_ratings=ratings_of(train), mode="memory", counts=counts)
