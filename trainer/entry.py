@@ -190,7 +190,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     warm_start.save_vocabularies(tft_output, fit_dir)
     rmse = {"label_slice": _rating_rmse(fitted.ranking_model, data.label, fit_biases)}
     if cfg.refit_on_all:
-        all_cfg = dataclasses.replace(cfg, epochs=max(1, epochs["retrieval"]), ranking_epochs=epochs["ranking"])
+        all_cfg = dataclasses.replace(cfg, epochs=epochs["retrieval"], ranking_epochs=epochs["ranking"])
         all_biases = _biases(cfg, data.train_ratings, vocab) if cfg.rating_bias else None
         refitted = train.train(data.train, data.eval, vocab, all_cfg, item_probabilities=data.train_probabilities,
                                strategy=strategy, callbacks=_stage_callbacks(fn_args.model_run_dir, "refit", {}),

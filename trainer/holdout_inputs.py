@@ -46,7 +46,17 @@ def training_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transf
         return streaming.holdout_inputs(train_patterns, eval_patterns, tf_transform_output, vocab, cfg)
     logger.info("holding %d training examples in memory", examples)
     train = inputs.load_arrays(train_patterns, tf_transform_output)
-    eval_ = inputs.load_arrays(eval_patterns, tf_transform_output)
+    return from_arrays(train, inputs.load_arrays(eval_patterns, tf_transform_output), vocab, cfg)
+
+
+def from_arrays(train: Dict[str, np.ndarray], eval_: Dict[str, np.ndarray], vocab: Vocabularies,
+                cfg: TrainerConfig) -> holdout.HoldoutInputs:
+    """The in-memory `HoldoutInputs` of the train and eval splits' feature arrays (histories are
+    added here, in place).
+
+    Raises:
+      ValueError: the fit part or the label slice would be empty.
+    """
     num_users = vocab.users - F.OOV_BUCKETS
     fit, label = holdout.cut(train, holdout.slice_mask(train, cfg.split, cfg.validation_fraction))
     holdout.check_cut(len(fit[F.USER_ID_XF]), len(label[F.USER_ID_XF]))
