@@ -22,6 +22,7 @@ import scipy.sparse
 
 from evaluation.data import InteractionData, group_by_user
 from evaluation.metrics import select_top_k
+from trainer.bias_model import fit_biases
 
 
 class _SeenItems:
@@ -245,22 +246,9 @@ class BiasRatingModel:
         Returns:
             self.
         """
-        if len(data) == 0:
-            raise ValueError("no ratings to fit")
-        self.global_mean = float(data.ratings.mean())
-        residual = data.ratings - self.global_mean
-        user_counts = np.bincount(data.users, minlength=data.n_users)
-        item_counts = np.bincount(data.items, minlength=data.n_items)
-        user_bias = np.zeros(data.n_users)
-        item_bias = np.zeros(data.n_items)
-        for _ in range(self.n_iters):
-            item_sums = np.bincount(data.items, residual - user_bias[data.users], data.n_items)
-            item_bias = item_sums / (self.l2_item + item_counts)
-            user_sums = np.bincount(data.users, residual - item_bias[data.items], data.n_users)
-            user_bias = user_sums / (self.l2_user + user_counts)
-        # 0/0 only for users or items without ratings when the penalty is 0.
-        self.user_bias = np.nan_to_num(user_bias, nan=0.0)
-        self.item_bias = np.nan_to_num(item_bias, nan=0.0)
+        biases = fit_biases(data.users, data.items, data.ratings, data.n_users, data.n_items,
+                            self.l2_user, self.l2_item, self.n_iters)
+        self.global_mean, self.user_bias, self.item_bias = biases.global_mean, biases.user_bias, biases.item_bias
         return self
 
     def predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:

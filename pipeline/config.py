@@ -78,7 +78,7 @@ class PipelineConfig:
     data_root: str = "output/data"
     serving_model_dir: str = "output/serving_model"
     metadata_path: str = "output/metadata.sqlite"
-    split: str = "time"  # time | random
+    split: str = "time"  # time | random (also sets trainer.split: the label slice is cut the same way)
     span_window: int = 1  # number of newest spans read by the interactions ExampleGen
     enable_cache: bool = True
     # Continuous training: the Trainer starts from the latest blessed model's networks (their
@@ -106,6 +106,8 @@ class PipelineConfig:
             (one_of(self.split, SPLITS), f"split must be 'time' or 'random', got {self.split!r}"),
             (self.span_window >= 1, f"span_window must be >= 1, got {self.span_window}"),
         ])
+        if self.trainer.split != self.split:  # the Trainer cuts its label slice the way the run is split
+            object.__setattr__(self, "trainer", dataclasses.replace(self.trainer, split=self.split))
 
     def with_paths(self, output_dir: str) -> "PipelineConfig":
         """A copy whose every path lies under `output_dir`."""

@@ -6,7 +6,9 @@ import dataclasses
 from typing import Optional, Tuple
 
 from core.config_loader import ConfigError, check, one_of
+from trainer.label_slice import SPLITS
 
+OPTIMIZERS = ("adam", "adagrad")
 INPUT_MODES = ("auto", "memory", "stream")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
@@ -17,13 +19,32 @@ LR_RULES = ("none", "linear", "sqrt")
 class TrainerConfig:
     """Hyperparameters of the two-tower retrieval and the ranking model."""
 
-    embedding_dim: int = 32
+    embedding_dim: int = 64
     tower_layers: Tuple[int, ...] = (64,)
-    epochs: int = 5
+    epochs: int = 5  # the retrieval fit's epochs when early stopping is off
     batch_size: int = 512
-    learning_rate: float = 0.05
-    temperature: float = 0.1
+    optimizer: str = "adam"  # adam | adagrad (the retrieval fit; the ranking fit uses Adam)
+    learning_rate: float = 0.003
+    temperature: float = 0.05
     logq_correction: bool = True
+    # False: the query tower reads no user-id embedding (history bag + side features only); the
+    # user-id input stays in the network's signature, unused.
+    user_id_embedding: bool = False
+    embedding_l2: float = 0.0  # L2 penalty on every embedding table of the two towers
+    # Early stopping (trainer.early_stopping) on the label slice (trainer.label_slice): the
+    # retrieval fit stops on Recall@`validation_cutoff` over the full catalog (each user's
+    # fit-part items excluded), the ranking fit on the rating RMSE; the best epoch's weights are
+    # kept. 0 = off: fixed `epochs` / `ranking_epochs`.
+    early_stopping_patience: int = 2
+    max_epochs: int = 30  # ceiling of the early-stopped retrieval fit
+    ranking_max_epochs: int = 20  # ceiling of the early-stopped ranking fit
+    validation_fraction: float = 0.2  # share of the train split in the label slice
+    validation_cutoff: int = 20  # K of the validation Recall@K
+    validation_max_users: int = 5000  # users scored by the validation Recall@K (a seeded sample above it)
+    split: str = "time"  # time | random: how the label slice is cut (the pipeline sets the run's split)
+    # True: after the fit-part fit, fresh networks are trained on the whole train split for the
+    # epoch counts found and served; False: the fit-part networks are served.
+    refit_on_all: bool = True
     remove_accidental_hits: bool = True
     ranking_layers: Tuple[int, ...] = (64, 32)
     ranking_cross_layers: int = 1
@@ -31,8 +52,14 @@ class TrainerConfig:
     ranking_epochs: int = 3
     ranking_learning_rate: float = 0.003
     ranking_embedding_l2: float = 1e-4
+    # The rating network predicts the residual over a bias model (global mean + regularised user
+    # and item biases, fitted in closed form first; trainer.bias_model), so it starts at the
+    # bias model's error. Ridge penalties of the biases:
+    rating_bias: bool = True
+    rating_bias_l2_user: float = 10.0
+    rating_bias_l2_item: float = 10.0
     # Multitask (rating + retrieval), as in the TFRS multitask tutorial: one model trained for
-    # `epochs` (Adagrad at `learning_rate`) whose ranking network is built on the two towers
+    # `epochs` (`optimizer` at `learning_rate`) whose ranking network is built on the two towers
     # (no separate ranking fit, no ranking embeddings of its own).
     multitask: bool = False  # False: retrieval fit, then a separate DCN ranking fit (the default)
     multitask_rating_weight: float = 1.0  # weight of the rating (mean squared error) loss
@@ -61,10 +88,12 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         positive_ints = ("embedding_dim", "batch_size", "candidates_to_rank", "top_k",
-                         "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer")
+                         "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer",
+                         "max_epochs", "ranking_max_epochs", "validation_cutoff", "validation_max_users")
         non_negative = ("epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
                         "multitask_rating_weight", "multitask_retrieval_weight", "ranking_embedding_l2",
-                        "ranking_weight")
+                        "ranking_weight", "early_stopping_patience", "embedding_l2", "rating_bias_l2_user",
+                        "rating_bias_l2_item")
         positive = ("learning_rate", "temperature", "ranking_learning_rate")
         check("trainer", [
             *((getattr(self, n) >= 1, f"{n} must be >= 1, got {getattr(self, n)}") for n in positive_ints),
@@ -78,6 +107,11 @@ class TrainerConfig:
             (one_of(self.mixed_precision, PRECISIONS),
              f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}"),
             (one_of(self.lr_scaling, LR_RULES), f"lr_scaling must be one of {', '.join(LR_RULES)}, got {self.lr_scaling!r}"),
+            (one_of(self.optimizer, OPTIMIZERS),
+             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (one_of(self.split, SPLITS), f"split must be one of {', '.join(SPLITS)}, got {self.split!r}"),
+            (0.0 < self.validation_fraction < 1.0,
+             f"validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction}"),
             (one_of(self.input_mode, INPUT_MODES),
              f"input_mode must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}"),
         ])

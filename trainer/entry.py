@@ -17,13 +17,17 @@ import logging
 import os
 from typing import Callable, Dict, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from core import features as F
 from core.config_loader import from_dict
-from trainer import distribution, export, inputs, streaming, train, warm_start
+from trainer import bias_model, distribution, export, holdout_inputs, inputs, train, warm_start
+from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
+from trainer.early_stopping import BestEpoch, RecallAtK
 
 HPARAMS_KEY = "trainer"
 TRAINED_SUBDIR = "trained"  # beside a serving model's Format-Serving: the networks it was built from
@@ -80,41 +84,138 @@ def warm_starter(source: str, tft_output, record: Optional[dict] = None
     return initialize
 
 
+FIT_PART_SUBDIR = "fit_part"  # the networks fitted without the label slice (the ranker's sources)
+SUMMARY_FILE = "training_summary.json"
+
+
+def _rating_rmse(network: tf.keras.Model, data: tf.data.Dataset, biases: Optional[Biases]) -> Dict[str, float]:
+    """RMSE of `network` and of the bias model `biases` over the batches of `data`."""
+    predictions, labels, users, items = [], [], [], []
+    for batch in data:
+        predictions.append(network({n: batch[n] for n in network.input_names}, training=False).numpy())
+        labels.append(batch[F.RATING_XF].numpy())
+        users.append(batch[F.USER_ID_XF].numpy())
+        items.append(batch[F.ITEM_ID_XF].numpy())
+    if not labels:
+        return {}
+    labels_ = np.concatenate(labels)
+    out = {"model": bias_model.rmse(np.concatenate(predictions), labels_), "examples": int(len(labels_))}
+    if biases is not None:
+        out["bias_model"] = bias_model.rmse(biases.predict(np.concatenate(users), np.concatenate(items)), labels_)
+    return out
+
+
+def _biases(cfg: TrainerConfig, ratings, vocab) -> Optional[Biases]:
+    users, items, values = ratings
+    return bias_model.fit_biases(users, items, values, vocab.users, vocab.items,
+                                 cfg.rating_bias_l2_user, cfg.rating_bias_l2_item)
+
+
+def _stage_callbacks(run_dir: str, part: str, stoppers: Dict[str, BestEpoch]):
+    """The `train.train(callbacks=...)` factory: early stopping first (its metric reaches the
+    logs before TensorBoard writes them), then TensorBoard under `run_dir/part/stage`."""
+    def make(stage: str):
+        board = tf.keras.callbacks.TensorBoard(os.path.join(run_dir, part, stage), update_freq="epoch")
+        return [stoppers[stage], board] if stage in stoppers else [board]
+    return make
+
+
+def _stoppers(cfg: TrainerConfig, data: holdout_inputs.HoldoutInputs) -> Dict[str, BestEpoch]:
+    """The early-stopping callbacks of the fit-part fit, by stage (none when it is off)."""
+    if not cfg.early_stopping_patience:
+        return {}
+    recall = BestEpoch(f"val_recall_at_{cfg.validation_cutoff}", "max", cfg.early_stopping_patience,
+                       compute=RecallAtK(data.validation, cfg.validation_cutoff))
+    if cfg.multitask:
+        return {"multitask": recall}
+    rmse = BestEpoch("val_rmse", "min", cfg.early_stopping_patience,
+                     evaluate_before=lambda model: model.evaluate(data.label, verbose=0, return_dict=True)["rmse"])
+    return {"retrieval": recall, "ranking": rmse}
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains the retrieval and ranking networks and writes them to the serving_model_dir."""
+    """Trains the retrieval and ranking networks and writes them to the serving_model_dir.
+
+    1. The train split is cut into the fit part and the label slice (`trainer.label_slice`, the
+       way the run is split: `TrainerConfig.split`).
+    2. The networks are fitted on the fit part; with `early_stopping_patience` > 0 the retrieval
+       fit stops on the label slice's Recall@K and the ranking fit on its rating RMSE, the best
+       epochs' weights restored (`trainer.early_stopping`). They are saved to
+       `serving_model_dir/fit_part/` (networks that never saw the label slice).
+    3. With `refit_on_all`, fresh networks are trained on the whole train split for the epoch
+       counts found and saved at the root of `serving_model_dir` (what is served); without it
+       the root holds the fit-part networks.
+    4. `serving_model_dir/training_summary.json` records the epochs, the validation curves, the
+       rating RMSE against the bias model, and which data each network saw.
+    """
     cfg = from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer")
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     source = warm_start_source(fn_args.base_model)
     initialize, record = None, {}
     if source is not None:
         initialize = warm_starter(source, tft_output, record)
-        cfg = dataclasses.replace(cfg, epochs=cfg.warm_start_epochs, ranking_epochs=cfg.warm_start_ranking_epochs)
+        # A warm start trains its fixed few epochs: the base model has seen most of the data.
+        cfg = dataclasses.replace(cfg, epochs=cfg.warm_start_epochs, ranking_epochs=cfg.warm_start_ranking_epochs,
+                                  early_stopping_patience=0)
     vocab = inputs.vocabularies(tft_output)
-    train_data, eval_data, probabilities, mode = streaming.training_inputs(
-        fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg
-    )
-    logging.info("training on %d users x %d items (vocabulary sizes incl. OOV), input held in %s",
-                 vocab.users, vocab.items, "memory" if mode == "memory" else "files (streamed)")
-
-    def callbacks(stage: str):
-        return [tf.keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, stage), update_freq="epoch")]
-
-    trained = train.train(
-        train_data,
-        eval_data,
-        vocab,
-        cfg,
-        item_probabilities=probabilities,
-        strategy=distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address),
-        callbacks=callbacks,
-        steps_per_epoch=fn_args.train_steps or None,
-        initialize=initialize,
-    )
-    export.save_trained(
-        export.Networks(trained.query_tower, trained.candidate_tower, trained.ranking_model),
-        fn_args.serving_model_dir,
-    )
+    data = holdout_inputs.training_inputs(fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg)
+    logging.info("training on %d users x %d items (vocabulary sizes incl. OOV), input held in %s; %s",
+                 vocab.users, vocab.items, "memory" if data.mode == "memory" else "files (streamed)", data.counts)
+    strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
+    stoppers = _stoppers(cfg, data)
+    fit_cfg = cfg
+    if stoppers:
+        fit_cfg = dataclasses.replace(cfg, epochs=cfg.max_epochs, ranking_epochs=cfg.ranking_max_epochs)
+    fit_biases = _biases(cfg, data.fit_ratings, vocab) if cfg.rating_bias else None
+    fitted = train.train(data.fit, data.label, vocab, fit_cfg, item_probabilities=data.fit_probabilities,
+                         strategy=strategy, callbacks=_stage_callbacks(fn_args.model_run_dir, FIT_PART_SUBDIR, stoppers),
+                         steps_per_epoch=fn_args.train_steps or None, initialize=initialize, biases=fit_biases)
+    retrieval_stage = "multitask" if cfg.multitask else "retrieval"
+    epochs = {
+        "retrieval": stoppers[retrieval_stage].best_epoch if stoppers else cfg.epochs,
+        "ranking": stoppers["ranking"].best_epoch if "ranking" in stoppers else cfg.ranking_epochs,
+    }
+    summary: Dict[str, object] = {
+        "split": cfg.split, "validation_fraction": cfg.validation_fraction, "input": data.mode,
+        "examples": data.counts, "validation_users": data.validation.users,
+        "early_stopping": {stage: stopper.summary() for stage, stopper in stoppers.items()},
+        "epochs": epochs,
+    }
+    if not stoppers:
+        summary["validation_at_end"] = {
+            f"recall_at_{cfg.validation_cutoff}": RecallAtK(data.validation, cfg.validation_cutoff)(fitted)}
+    fit_dir = os.path.join(fn_args.serving_model_dir, FIT_PART_SUBDIR)
+    fit_networks = export.Networks(fitted.query_tower, fitted.candidate_tower, fitted.ranking_model)
+    export.save_trained(fit_networks, fit_dir)
+    warm_start.save_vocabularies(tft_output, fit_dir)
+    rmse = {"label_slice": _rating_rmse(fitted.ranking_model, data.label, fit_biases)}
+    if cfg.refit_on_all:
+        all_cfg = dataclasses.replace(cfg, epochs=epochs["retrieval"], ranking_epochs=epochs["ranking"])
+        all_biases = _biases(cfg, data.train_ratings, vocab) if cfg.rating_bias else None
+        refitted = train.train(data.train, data.eval, vocab, all_cfg, item_probabilities=data.train_probabilities,
+                               strategy=strategy, callbacks=_stage_callbacks(fn_args.model_run_dir, "refit", {}),
+                               steps_per_epoch=fn_args.train_steps or None, initialize=initialize, biases=all_biases)
+        served = export.Networks(refitted.query_tower, refitted.candidate_tower, refitted.ranking_model)
+        rmse["eval"] = _rating_rmse(refitted.ranking_model, data.eval, all_biases)
+        summary["networks"] = {
+            "root": f"fresh networks trained on the whole train split ({data.counts['train']} examples) for "
+                    f"{all_cfg.epochs} retrieval and {all_cfg.ranking_epochs} ranking epochs (refit_on_all)",
+            FIT_PART_SUBDIR: f"trained on the fit part ({data.counts['fit_part']} examples), never on the label "
+                             f"slice ({data.counts['label_slice']} examples)"}
+    else:
+        served = fit_networks
+        rmse["eval"] = _rating_rmse(fitted.ranking_model, data.eval, fit_biases)
+        summary["networks"] = {
+            "root": f"the fit-part networks ({data.counts['fit_part']} examples; refit_on_all is off)",
+            FIT_PART_SUBDIR: f"the same networks, never trained on the label slice ({data.counts['label_slice']} "
+                             "examples)"}
+    summary["rating_rmse"] = rmse
+    export.save_trained(served, fn_args.serving_model_dir)
     warm_start.save_vocabularies(tft_output, fn_args.serving_model_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, SUMMARY_FILE), "w") as handle:
+        handle.write(json.dumps(summary, indent=2, sort_keys=True, default=float))
+    logging.info("training summary: %s", json.dumps({k: summary[k] for k in ("epochs", "rating_rmse")}))
     if record:
         with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, WARM_START_FILE), "w") as handle:
             handle.write(json.dumps(record, indent=2, sort_keys=True))
+

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from core import features as F
-from trainer import history, inputs
+from trainer import history, holdout, inputs
 from trainer.config import TrainerConfig
 from trainer.towers import Vocabularies
 
@@ -46,13 +46,16 @@ class Timeline:
     """The training interactions, compactly: what streamed batches need to get their histories.
 
     Attributes:
-      sorted_items: [n] int32, item index + 1 of every training example, ordered by user, then
-        timestamp, then position in the files.
-      position: [n] int32, for each example in file order its index in `sorted_items`.
+      sorted_items: [n] int32, item index + 1 of every (kept) training example, ordered by user,
+        then timestamp, then position in the files.
+      position: [records] int32, for each record in file order its index in `sorted_items`
+        (0 for records not kept).
       user_start: [users + 1] int64, where each user index's segment of `sorted_items` begins.
       latest: [num_users + 1, HISTORY_LENGTH] int64, each user's latest items (the last row is
         the empty history of unknown users): the evaluation examples' histories.
       item_counts: [items] float64, training interactions per item index.
+      keep: [records] bool, the records of the files that this timeline holds (the fit part of
+        the train split), or None for all of them.
     """
 
     sorted_items: np.ndarray
@@ -60,9 +63,14 @@ class Timeline:
     user_start: np.ndarray
     latest: np.ndarray
     item_counts: np.ndarray
+    keep: Optional[np.ndarray] = None
 
     @property
     def examples(self) -> int:
+        return len(self.position) if self.keep is None else int(self.keep.sum())
+
+    @property
+    def records(self) -> int:
         return len(self.position)
 
 
@@ -70,30 +78,45 @@ def _parse(spec):
     return lambda serialized: tf.io.parse_example(serialized, spec)
 
 
-def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput,
-                  vocab: Vocabularies) -> Timeline:
-    """One pass over the training files, parsing only the user, item and timestamp.
+def read_columns(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput,
+                 tables: Optional[holdout.EntityTables] = None) -> Dict[str, np.ndarray]:
+    """One pass over the training files: user, item, timestamp and rating of every record, in
+    file order; `tables`, when given, is fed each batch's user and item features.
 
     Raises:
       ValueError: the files hold no training examples.
     """
     spec = tf_transform_output.transformed_feature_spec()
-    spec = {name: spec[name] for name in TIMELINE_FEATURES}
+    names = TIMELINE_FEATURES + (F.RATING_XF,)
+    if tables is not None:
+        names += holdout.USER_COLUMNS + holdout.ITEM_COLUMNS
+    spec = {name: spec[name] for name in names}
     batches = inputs.serialized_records(train_patterns).batch(65536).map(
         _parse(spec), num_parallel_calls=inputs.AUTOTUNE
     ).prefetch(inputs.AUTOTUNE)
-    parts = {name: [] for name in TIMELINE_FEATURES}
+    parts: Dict[str, List[np.ndarray]] = {name: [] for name in TIMELINE_FEATURES + (F.RATING_XF,)}
     for batch in batches:
-        for name in TIMELINE_FEATURES:
-            parts[name].append(batch[name].numpy())
+        batch = {name: value.numpy() for name, value in batch.items()}
+        for name in parts:
+            parts[name].append(batch[name])
+        if tables is not None:
+            tables.update(batch)
     if not parts[F.USER_ID_XF]:
         raise ValueError(f"no training examples in {train_patterns}")
-    users = np.concatenate(parts.pop(F.USER_ID_XF)).astype(np.int32)
-    items = np.concatenate(parts.pop(F.ITEM_ID_XF)).astype(np.int32)
-    timestamps = np.concatenate(parts.pop(F.TIMESTAMP_XF))
+    columns = {name: np.concatenate(values) for name, values in parts.items()}
+    columns[F.USER_ID_XF] = columns[F.USER_ID_XF].astype(np.int32)
+    columns[F.ITEM_ID_XF] = columns[F.ITEM_ID_XF].astype(np.int32)
+    return columns
+
+
+def timeline_of(columns: Dict[str, np.ndarray], vocab: Vocabularies, keep: Optional[np.ndarray] = None) -> Timeline:
+    """The `Timeline` of the records of `columns` (`read_columns`) where `keep` holds (all: None)."""
+    users, items, timestamps = columns[F.USER_ID_XF], columns[F.ITEM_ID_XF], columns[F.TIMESTAMP_XF]
+    indices = np.arange(len(users)) if keep is None else np.flatnonzero(keep)
+    users, items, timestamps = users[indices], items[indices], timestamps[indices]
     order = np.lexsort((np.arange(len(users)), timestamps, users))  # as trainer.history orders
-    position = np.empty(len(order), np.int32)
-    position[order] = np.arange(len(order), dtype=np.int32)
+    position = np.zeros(len(columns[F.USER_ID_XF]), np.int32)
+    position[indices[order]] = np.arange(len(order), dtype=np.int32)
     num_users = vocab.users - F.OOV_BUCKETS
     return Timeline(
         sorted_items=items[order] + 1,
@@ -101,7 +124,18 @@ def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransform
         user_start=np.searchsorted(users[order], np.arange(vocab.users + 1)).astype(np.int64),
         latest=history.latest_histories(users, items, timestamps, num_users),
         item_counts=np.bincount(items, minlength=vocab.items)[: vocab.items].astype(np.float64),
+        keep=keep,
     )
+
+
+def read_timeline(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput,
+                  vocab: Vocabularies) -> Timeline:
+    """The `Timeline` of every record of the training files (one pass, nothing else parsed).
+
+    Raises:
+      ValueError: the files hold no training examples.
+    """
+    return timeline_of(read_columns(train_patterns, tf_transform_output), vocab)
 
 
 def _stretches(train_patterns: Patterns, examples: int, stretches: int, seed: int) -> tf.data.Dataset:
@@ -133,12 +167,15 @@ def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransform
       shuffle: read `stretches` stretches of the files round-robin (`_stretches`) and shuffle
         the records through a `shuffle_buffer`-record buffer, in a new order each epoch (False:
         file order, as `trainer.inputs.load_arrays` reads them).
+
+    Only the records the timeline keeps are read out (`Timeline.keep`).
     """
+    records = (_stretches(train_patterns, timeline.records, stretches, seed) if shuffle
+               else inputs.serialized_records(train_patterns).enumerate())
+    if timeline.keep is not None:
+        records = records.filter(_selected(timeline.keep))
     if shuffle:
-        records = _stretches(train_patterns, timeline.examples, stretches, seed)
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    else:
-        records = inputs.serialized_records(train_patterns).enumerate()
     parse = _parse(tf_transform_output.transformed_feature_spec())
     sorted_items = tf.constant(timeline.sorted_items)
     position = tf.constant(timeline.position)
@@ -158,6 +195,12 @@ def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransform
     return _with_cardinality(batches, timeline.examples, batch_size)
 
 
+def _selected(mask: np.ndarray):
+    """A `Dataset.filter` predicate on (file-order index, record): True where `mask` holds."""
+    table = tf.constant(mask)
+    return lambda index, serialized: tf.gather(table, index)
+
+
 def _with_cardinality(batches: tf.data.Dataset, examples: int, batch_size: int) -> tf.data.Dataset:
     """Prefetched `batches`, declared to hold ceil(examples / batch_size) batches (Keras needs the
     number of steps for `steps_per_execution` > 1; a wrong count fails at the end of an epoch)."""
@@ -171,10 +214,12 @@ def count_records(patterns: Patterns) -> int:
 
 
 def eval_dataset(eval_patterns: Patterns, tf_transform_output: tft.TFTransformOutput, timeline: Timeline,
-                 batch_size: int) -> tf.data.Dataset:
+                 batch_size: int, select: Optional[np.ndarray] = None) -> tf.data.Dataset:
     """Batches of the evaluation files, each example with its user's latest training items.
 
-    Reads the files once first to count them (the dataset declares its number of batches)."""
+    Reads the files once first to count them (the dataset declares its number of batches).
+    `select` (bool per record, file order) keeps only those records (the label slice of the
+    training files, with the fit part's timeline)."""
     parse = _parse(tf_transform_output.transformed_feature_spec())
     latest = tf.constant(timeline.latest)
     last_row = len(timeline.latest) - 1
@@ -185,9 +230,12 @@ def eval_dataset(eval_patterns: Patterns, tf_transform_output: tft.TFTransformOu
         features[F.USER_HISTORY] = tf.gather(latest, rows)
         return features
 
-    batches = inputs.serialized_records(eval_patterns).batch(batch_size)
-    batches = batches.map(with_history, num_parallel_calls=inputs.AUTOTUNE)
-    return _with_cardinality(batches, count_records(eval_patterns), batch_size)
+    records = inputs.serialized_records(eval_patterns)
+    count = count_records(eval_patterns) if select is None else int(select.sum())
+    if select is not None:
+        records = records.enumerate().filter(_selected(select)).map(lambda index, serialized: serialized)
+    batches = records.batch(batch_size).map(with_history, num_parallel_calls=inputs.AUTOTUNE)
+    return _with_cardinality(batches, count, batch_size)
 
 
 def streams(cfg: TrainerConfig, examples: int) -> bool:
@@ -219,3 +267,40 @@ def training_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transf
     inputs.add_histories(train_arrays, eval_arrays, num_users=vocab.users - F.OOV_BUCKETS)
     train = inputs.array_dataset(train_arrays, cfg.batch_size, shuffle=True, seed=cfg.seed)
     return train, inputs.array_dataset(eval_arrays, cfg.batch_size), probabilities, "memory"
+
+
+def holdout_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transform_output: tft.TFTransformOutput,
+                   vocab: Vocabularies, cfg: TrainerConfig) -> holdout.HoldoutInputs:
+    """The streamed `holdout.HoldoutInputs`: the fit part and the label slice are the training
+    files filtered record by record (`trainer.label_slice` on the columns of one pass), each with
+    the histories of its own timeline; memory holds the columns, two timelines and the tables."""
+    tables = holdout.EntityTables(vocab)
+    columns = read_columns(train_patterns, tf_transform_output, tables)
+    mask = holdout.slice_mask(columns, cfg.split, cfg.validation_fraction)
+    holdout.check_cut(int((~mask).sum()), int(mask.sum()))
+    logger.info("streaming %d training examples from the files (%d in the label slice)", len(mask), int(mask.sum()))
+    fit_timeline, train_timeline = timeline_of(columns, vocab, keep=~mask), timeline_of(columns, vocab)
+    users, items = columns[F.USER_ID_XF], columns[F.ITEM_ID_XF]
+    validation = holdout.retrieval_validation(
+        (users[~mask], items[~mask]), (users[mask], items[mask]), fit_timeline.latest, tables,
+        timestamp=float(columns[F.TIMESTAMP_XF][~mask].max()), max_users=cfg.validation_max_users, seed=cfg.seed)
+
+    def stream(timeline: Timeline) -> tf.data.Dataset:
+        return train_dataset(train_patterns, tf_transform_output, timeline, cfg.batch_size, shuffle=True,
+                             seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer)
+
+    ratings = columns[F.RATING_XF].astype(np.float64)
+    return holdout.HoldoutInputs(
+        fit=stream(fit_timeline),
+        label=eval_dataset(train_patterns, tf_transform_output, fit_timeline, cfg.batch_size, select=mask),
+        train=stream(train_timeline),
+        eval=eval_dataset(eval_patterns, tf_transform_output, train_timeline, cfg.batch_size),
+        fit_probabilities=inputs.probabilities_from_counts(fit_timeline.item_counts),
+        train_probabilities=inputs.probabilities_from_counts(train_timeline.item_counts),
+        validation=validation,
+        fit_ratings=(users[~mask], items[~mask], ratings[~mask]),
+        train_ratings=(users, items, ratings),
+        mode="stream",
+        counts={"fit_part": int((~mask).sum()), "label_slice": int(mask.sum()), "train": len(mask),
+                "eval": count_records(eval_patterns)},
+    )

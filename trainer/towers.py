@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from core import features as F
+from trainer.bias_model import Biases
 from trainer.layers import MaskedMean
 
 keras = tf.keras
@@ -81,10 +83,10 @@ def item_inputs() -> Dict[str, keras.Input]:
     }
 
 
-def _user_features(inputs, vocab: Vocabularies, dim: int, regularizer=None):
+def _user_features(inputs, vocab: Vocabularies, dim: int, regularizer=None, user_id: bool = True):
     side = max(4, dim // 4)
-    return [
-        _embed(inputs[F.USER_ID_XF], vocab.users, dim, "user_id", regularizer),
+    identity = [_embed(inputs[F.USER_ID_XF], vocab.users, dim, "user_id", regularizer)] if user_id else []
+    return identity + [
         _embed(inputs[F.USER_AGE_XF], vocab.age_buckets, side, "user_age", regularizer),
         _embed(inputs[F.USER_GENDER_XF], vocab.genders, side, "user_gender", regularizer),
         _embed(inputs[F.USER_OCCUPATION_XF], vocab.occupations, side, "user_occupation", regularizer),
@@ -103,29 +105,62 @@ def _item_features(inputs, vocab: Vocabularies, dim: int, regularizer=None):
     ]
 
 
-def build_query_tower(vocab: Vocabularies, dim: int, layers: Sequence[int]) -> keras.Model:
-    """User + context features -> L2-normalised query embedding of size `dim`."""
+def _l2(weight: float):
+    return keras.regularizers.l2(weight) if weight else None
+
+
+def build_query_tower(vocab: Vocabularies, dim: int, layers: Sequence[int], user_id_embedding: bool = True,
+                      embedding_l2: float = 0.0) -> keras.Model:
+    """User + context features -> L2-normalised query embedding of size `dim`.
+
+    Args:
+      user_id_embedding: False leaves the user id out of the features (the query is the history
+        bag and the side features); the user-id input stays in the signature, unused.
+      embedding_l2: L2 penalty on every embedding table (0: none).
+    """
     inputs = user_inputs()
-    x = keras.layers.Concatenate(name="query_features")(_user_features(inputs, vocab, dim))
+    features = _user_features(inputs, vocab, dim, _l2(embedding_l2), user_id=user_id_embedding)
+    x = keras.layers.Concatenate(name="query_features")(features)
     return keras.Model(inputs, _mlp(x, layers, dim, "query", True), name="query_tower")
 
 
-def build_candidate_tower(vocab: Vocabularies, dim: int, layers: Sequence[int]) -> keras.Model:
-    """Item features -> L2-normalised candidate embedding of size `dim`."""
+def build_candidate_tower(vocab: Vocabularies, dim: int, layers: Sequence[int], embedding_l2: float = 0.0
+                          ) -> keras.Model:
+    """Item features -> L2-normalised candidate embedding of size `dim` (L2 on its embeddings)."""
     inputs = item_inputs()
-    x = keras.layers.Concatenate(name="candidate_features")(_item_features(inputs, vocab, dim))
+    x = keras.layers.Concatenate(name="candidate_features")(_item_features(inputs, vocab, dim, _l2(embedding_l2)))
     return keras.Model(inputs, _mlp(x, layers, dim, "candidate", True), name="candidate_tower")
 
 
-def _dcn_rating(x, deep_layers: Sequence[int], cross_layers: int, low_rank=None):
-    """Stacked DCN-v2 cross layers on `x`, then a deep MLP, to a scalar rating per example."""
+def _dcn_rating(x, deep_layers: Sequence[int], cross_layers: int, low_rank=None, residual: bool = False):
+    """Stacked DCN-v2 cross layers on `x`, then a deep MLP, to a scalar rating per example.
+
+    `residual`: the output layer starts at zero (kernel and bias), so a bias model added to it
+    is what the network predicts before training."""
     x0 = x
     for i in range(cross_layers):
         x = tfrs.layers.dcn.Cross(projection_dim=low_rank, name=f"cross_{i}")(x0, x)
     for i, units in enumerate(deep_layers):
         x = keras.layers.Dense(units, activation="relu", name=f"ranking_dense_{i}")(x)
-    rating = keras.layers.Dense(1, name="rating")(x)
+    initializer = "zeros" if residual else "glorot_uniform"
+    rating = keras.layers.Dense(1, kernel_initializer=initializer, name="rating")(x)
     return keras.layers.Reshape((), name="rating_scalar")(rating)
+
+
+def _with_biases(inputs, rating, vocab: Vocabularies, biases: Biases):
+    """`rating` + global mean + user bias + item bias, the biases as trainable 1-wide embeddings
+    set to the fitted bias model (`trainer.bias_model`); ids beyond the fitted tables get 0."""
+    terms = [rating]
+    for name, size, values in ((F.USER_ID_XF, vocab.users, biases.user_bias),
+                               (F.ITEM_ID_XF, vocab.items, biases.item_bias)):
+        layer = keras.layers.Embedding(size, 1, embeddings_initializer="zeros", name=f"{name}_bias_embedding")
+        terms.append(keras.layers.Reshape((), name=f"{name}_bias")(layer(inputs[name])))
+        table = np.zeros((size, 1), np.float32)
+        table[: min(size, len(values)), 0] = values[:size]
+        layer.set_weights([table])
+    total = keras.layers.Add(name="rating_with_biases")(terms)
+    mean = keras.layers.Rescaling(1.0, offset=biases.global_mean, name="global_mean")
+    return mean(total)
 
 
 def build_ranking_model(
@@ -135,17 +170,23 @@ def build_ranking_model(
     cross_layers: int,
     low_rank=None,
     embedding_l2: float = 0.0,
+    biases: Optional[Biases] = None,
 ) -> keras.Model:
     """DCN-v2 (stacked cross layers then a deep MLP) predicting the rating of (user, item).
 
-    `embedding_l2` adds an L2 penalty on every embedding table (ratings are few per id).
+    `embedding_l2` adds an L2 penalty on every embedding table (ratings are few per id). With
+    `biases` the network predicts the residual over that bias model (`_with_biases`): before
+    training it predicts exactly the bias model's ratings.
     """
     inputs = {**user_inputs(), **item_inputs()}
-    regularizer = keras.regularizers.l2(embedding_l2) if embedding_l2 else None
+    regularizer = _l2(embedding_l2)
     x = keras.layers.Concatenate(name="ranking_features")(
         _user_features(inputs, vocab, dim, regularizer) + _item_features(inputs, vocab, dim, regularizer)
     )
-    return keras.Model(inputs, _dcn_rating(x, deep_layers, cross_layers, low_rank), name="ranking_model")
+    rating = _dcn_rating(x, deep_layers, cross_layers, low_rank, residual=biases is not None)
+    if biases is not None:
+        rating = _with_biases(inputs, rating, vocab, biases)
+    return keras.Model(inputs, rating, name="ranking_model")
 
 
 def build_shared_ranking_model(

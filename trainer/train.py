@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from trainer import distribution, export, towers
 from trainer import model as models
+from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
 from trainer.towers import Vocabularies
 
@@ -29,12 +30,25 @@ class TrainedModels:
     ranking_history: dict
 
 
+def retrieval_optimizer(cfg: TrainerConfig) -> tf.keras.optimizers.Optimizer:
+    """The two-tower fit's optimizer (`cfg.optimizer`) at the (scaled) `cfg.learning_rate`."""
+    kind = tf.keras.optimizers.Adam if cfg.optimizer == "adam" else tf.keras.optimizers.Adagrad
+    return kind(distribution.learning_rate(cfg.learning_rate, cfg))
+
+
+def build_towers(vocab: Vocabularies, cfg: TrainerConfig) -> Tuple[tf.keras.Model, tf.keras.Model]:
+    """The query and candidate towers of `cfg` (user-id embedding, embedding L2)."""
+    query = towers.build_query_tower(vocab, cfg.embedding_dim, cfg.tower_layers,
+                                     user_id_embedding=cfg.user_id_embedding, embedding_l2=cfg.embedding_l2)
+    candidate = towers.build_candidate_tower(vocab, cfg.embedding_dim, cfg.tower_layers, embedding_l2=cfg.embedding_l2)
+    return query, candidate
+
+
 def build_retrieval(
     vocab: Vocabularies, cfg: TrainerConfig, item_probabilities: Optional[np.ndarray]
 ) -> models.RetrievalModel:
     """A compiled two-tower retrieval model (build it inside the strategy's scope)."""
-    query = towers.build_query_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
-    candidate = towers.build_candidate_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
+    query, candidate = build_towers(vocab, cfg)
     model = models.RetrievalModel(
         query,
         candidate,
@@ -42,18 +56,16 @@ def build_retrieval(
         temperature=cfg.temperature,
         remove_accidental_hits=cfg.remove_accidental_hits,
     )
-    model.compile(
-        optimizer=tf.keras.optimizers.Adagrad(distribution.learning_rate(cfg.learning_rate, cfg)),
-        **distribution.compile_options(cfg),
-    )
+    model.compile(optimizer=retrieval_optimizer(cfg), **distribution.compile_options(cfg))
     return model
 
 
-def build_ranking(vocab: Vocabularies, cfg: TrainerConfig) -> models.RankingModel:
-    """A compiled DCN-v2 rating model (build it inside the strategy's scope)."""
+def build_ranking(vocab: Vocabularies, cfg: TrainerConfig, biases: Optional[Biases] = None) -> models.RankingModel:
+    """A compiled DCN-v2 rating model (build it inside the strategy's scope); with `biases` it
+    predicts the residual over that bias model."""
     network = towers.build_ranking_model(
         vocab, cfg.embedding_dim, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank,
-        cfg.ranking_embedding_l2,
+        cfg.ranking_embedding_l2, biases=biases,
     )
     model = models.RankingModel(network)
     model.compile(
@@ -67,8 +79,7 @@ def build_multitask(
     vocab: Vocabularies, cfg: TrainerConfig, item_probabilities: Optional[np.ndarray]
 ) -> models.MultitaskModel:
     """A compiled multitask model whose ranking network shares the towers (build it in scope)."""
-    query = towers.build_query_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
-    candidate = towers.build_candidate_tower(vocab, cfg.embedding_dim, cfg.tower_layers)
+    query, candidate = build_towers(vocab, cfg)
     network = towers.build_shared_ranking_model(
         query, candidate, cfg.ranking_layers, cfg.ranking_cross_layers, cfg.ranking_low_rank
     )
@@ -82,10 +93,7 @@ def build_multitask(
         temperature=cfg.temperature,
         remove_accidental_hits=cfg.remove_accidental_hits,
     )
-    model.compile(
-        optimizer=tf.keras.optimizers.Adagrad(distribution.learning_rate(cfg.learning_rate, cfg)),
-        **distribution.compile_options(cfg),
-    )
+    model.compile(optimizer=retrieval_optimizer(cfg), **distribution.compile_options(cfg))
     return model
 
 
@@ -99,6 +107,7 @@ def train(
     callbacks: Optional[Callable[[str], List[tf.keras.callbacks.Callback]]] = None,
     steps_per_epoch: Optional[int] = None,
     initialize: Optional[Callable[[Dict[str, tf.keras.Model]], None]] = None,
+    biases: Optional[Biases] = None,
 ) -> TrainedModels:
     """Fits the retrieval model, then the ranking model, and returns their networks.
 
@@ -116,6 +125,8 @@ def train(
       steps_per_epoch: limits each epoch (None: one pass over `train_data`).
       initialize: called once the networks are built, before any fit, with them by name
         (`trainer.export.NETWORKS`); a warm start sets their weights here.
+      biases: a fitted bias model; the separate ranking network then predicts the residual over
+        it (unused in multitask mode).
     """
     tf.keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or tf.distribute.get_strategy()
@@ -128,7 +139,7 @@ def train(
             networks = (multitask.query_tower, multitask.candidate_tower, multitask.network)
         else:
             retrieval = build_retrieval(vocab, cfg, item_probabilities)
-            ranking = build_ranking(vocab, cfg)
+            ranking = build_ranking(vocab, cfg, biases)
             fits = [("retrieval", retrieval, cfg.epochs), ("ranking", ranking, cfg.ranking_epochs)]
             networks = (retrieval.query_tower, retrieval.candidate_tower, ranking.network)
     if initialize is not None:

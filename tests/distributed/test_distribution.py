@@ -138,7 +138,7 @@ def _vocab():
 def test_build_retrieval_applies_xla_fused_steps_and_scaled_rate():
     from trainer import train
 
-    cfg = TrainerConfig(embedding_dim=8, tower_layers=(), batch_size=2048, learning_rate=0.05,
+    cfg = TrainerConfig(embedding_dim=8, tower_layers=(), batch_size=2048, learning_rate=0.05, optimizer="adagrad",
                         lr_scaling="sqrt", lr_base_batch_size=512, jit_compile=True, steps_per_execution=4)
     model = train.build_retrieval(_vocab(), cfg, None)
     assert model.jit_compile is True

@@ -106,7 +106,7 @@ def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run, tmp_pa
     # Untrained networks, without the compression stage, whose fine-tuning would repair part of
     # the damage; run as a user runs it, through `recsys run`.
     config = tmp_path / "untrained.json"
-    config.write_text(json.dumps({"compress": False, "trainer": {"epochs": 0, "ranking_epochs": 0}}))
+    config.write_text(json.dumps({"compress": False, "trainer": {"epochs": 0, "ranking_epochs": 0, "early_stopping_patience": 0}}))
     output = os.path.dirname(cfg.pipeline_root)
     assert main.main(["run", "--output", output, "--config", str(config), "--verbose"]) == main.EXIT_GATE_REFUSED
     err = capsys.readouterr().err
@@ -204,7 +204,7 @@ def test_a_warm_started_run_on_a_new_span_is_evaluated_and_pushed(first_run):
     assert os.path.basename(record["source"]) == TRAINED_SUBDIR
     assert os.path.dirname(blessed_build) == os.path.join(cfg.pipeline_root, "BuildServingModel", "serving_model")
     assert record["copied"] and not record["fresh"]
-    assert record["remapped"][f"query_tower/{F.USER_ID}_embedding"]["new"] == 0  # same users: every row kept
+    assert record["remapped"][f"ranking_model/{F.USER_ID}_embedding"]["new"] == 0  # same users: every row kept
     evaluation = latest_evaluation(cfg.pipeline_root)
     assert evaluation["blessing"]["blessed"], evaluation["blessing"]
     assert len(version_dirs.versions(cfg.serving_model_dir)) == len(before) + 1

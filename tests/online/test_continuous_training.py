@@ -92,13 +92,10 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
     real_train = run_module.train.train
 
     def fake_training_inputs(train_files, eval_files, output, vocab, cfg):
-        from trainer import inputs
+        from trainer import holdout_inputs
 
         train_arrays, eval_arrays = ({k: v.copy() for k, v in rows.items() if k != F.USER_HISTORY} for _ in "te")
-        inputs.add_histories(train_arrays, eval_arrays, num_users=vocab.users - F.OOV_BUCKETS)
-        train_data = inputs.array_dataset(train_arrays, cfg.batch_size, shuffle=True, seed=cfg.seed)
-        probabilities = inputs.item_probabilities(train_data, vocab.items)
-        return train_data, inputs.array_dataset(eval_arrays, cfg.batch_size), probabilities, "memory"
+        return holdout_inputs.from_arrays(train_arrays, eval_arrays, vocab, cfg)
 
     def fake_train(train_data, eval_data, vocab, cfg, initialize=None, **kwargs):
         calls["epochs"] = (cfg.epochs, cfg.ranking_epochs)
@@ -106,11 +103,12 @@ def test_warm_start_shortens_the_schedule_and_saves_the_vocabularies(tmp_path, t
         return real_train(train_data, None, vocab, cfg, initialize=initialize,
                           **{k: v for k, v in kwargs.items() if k != "callbacks"})
 
-    monkeypatch.setattr(run_module.streaming, "training_inputs", fake_training_inputs)
+    monkeypatch.setattr(run_module.holdout_inputs, "training_inputs", fake_training_inputs)
     monkeypatch.setattr(run_module.train, "train", fake_train)
     out = tmp_path / "model"
     custom = {run_module.HPARAMS_KEY: {"embedding_dim": 16, "tower_layers": [], "epochs": 9, "ranking_epochs": 9,
-                                       "warm_start_epochs": 1, "warm_start_ranking_epochs": 2, "batch_size": 64}}
+                                       "warm_start_epochs": 1, "warm_start_ranking_epochs": 2, "batch_size": 64,
+                                       "user_id_embedding": True, "rating_bias": False}}
     fn_args = FnArgs(train_files=["unused"], eval_files=["unused"], transform_output=tiny_base.transform_dir,
                      serving_model_dir=str(out), model_run_dir=str(tmp_path / "logs"), base_model=base_model,
                      custom_config=custom, train_steps=None)

@@ -98,6 +98,7 @@ def test_the_ranking_network_shares_the_towers(tiny):
 def _config():
     from trainer.config import TrainerConfig
     return TrainerConfig(embedding_dim=16, tower_layers=(), epochs=30, batch_size=64, learning_rate=0.2,
+                         optimizer="adagrad", user_id_embedding=True,
                          top_k=K, seed=3, multitask=True, multitask_rating_weight=1.0,
                          multitask_retrieval_weight=1.0)
 

@@ -168,6 +168,7 @@ def test_unknown_input_mode_is_refused():
 
 
 def test_run_fn_trains_and_exports_from_the_streamed_files(sharded, transformed_tiny, tmp_path, caplog):
+    import json
     import logging
 
     from tfx.components.trainer.fn_args_utils import FnArgs
@@ -177,7 +178,8 @@ def test_run_fn_trains_and_exports_from_the_streamed_files(sharded, transformed_
 
     pattern, _, vocab, _, _ = sharded
     custom = {run_module.HPARAMS_KEY: {"embedding_dim": 8, "tower_layers": [], "epochs": 1, "ranking_epochs": 1,
-                                       "batch_size": 64, "steps_per_execution": 4, "input_mode": "stream"}}
+                                       "batch_size": 64, "steps_per_execution": 4, "input_mode": "stream",
+                                       "user_id_embedding": True, "max_epochs": 2, "ranking_max_epochs": 1}}
     fn_args = FnArgs(train_files=[pattern], eval_files=[pattern], transform_output=transformed_tiny.transform_dir,
                      serving_model_dir=str(tmp_path / "model"), model_run_dir=str(tmp_path / "logs"),
                      custom_config=custom, train_steps=None)
@@ -186,3 +188,39 @@ def test_run_fn_trains_and_exports_from_the_streamed_files(sharded, transformed_
     assert "files (streamed)" in caplog.text
     networks = export.load_trained(str(tmp_path / "model"))
     assert networks.query_tower.get_layer(f"{F.USER_ID}_embedding").input_dim == vocab.users
+    export.load_trained(str(tmp_path / "model" / run_module.FIT_PART_SUBDIR))
+    summary = json.loads((tmp_path / "model" / run_module.SUMMARY_FILE).read_text())
+    counts = summary["examples"]
+    assert summary["input"] == "stream" and counts["fit_part"] + counts["label_slice"] == counts["train"]
+    assert counts["label_slice"] > 0 and 1 <= len(summary["early_stopping"]["retrieval"]["curve"]) <= 2
+
+
+def test_streamed_fit_part_and_label_slice_equal_the_in_memory_ones(sharded, transformed_tiny):
+    import collections
+
+    import tensorflow_transform as tft
+
+    from trainer import holdout_inputs
+    from trainer.config import TrainerConfig
+
+    pattern, _, vocab, _, _ = sharded
+    tft_output = tft.TFTransformOutput(transformed_tiny.transform_dir)
+
+    def examples(dataset):
+        rows = collections.Counter()
+        for batch in dataset:
+            rows.update(zip(batch[F.USER_ID_XF].numpy().tolist(), batch[F.ITEM_ID_XF].numpy().tolist(),
+                            map(tuple, batch[F.USER_HISTORY].numpy().tolist())))
+        return rows
+
+    built = {mode: holdout_inputs.training_inputs(pattern, pattern, tft_output, vocab,
+                                                  TrainerConfig(input_mode=mode, split="random", batch_size=16))
+             for mode in ("memory", "stream")}
+    assert built["stream"].mode == "stream" and built["memory"].mode == "memory"
+    assert built["stream"].counts == built["memory"].counts
+    for part in ("fit", "label", "train", "eval"):
+        assert examples(getattr(built["stream"], part)) == examples(getattr(built["memory"], part)), part
+    for side in ("excluded", "relevant"):
+        for a, b in zip(getattr(built["stream"].validation, side), getattr(built["memory"].validation, side)):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(built["stream"].fit_probabilities, built["memory"].fit_probabilities)
