@@ -39,13 +39,12 @@ from core.config_loader import from_dict
 from trainer import export, inputs, tables
 from trainer.candidate_ranker import save_ranker
 from trainer.candidate_ranker_config import CandidateRankerConfig
-from trainer.entry import TRAINED_SUBDIR
+from trainer.entry import FIT_PART_SUBDIR, TRAINED_SUBDIR
 from trainer.item_item_config import ItemItemConfig
 from trainer.ranker_training import fit_candidate_ranker
 from trainer.serving_model import ServingOptions
 
 RANKER_SUBDIR = "candidate_ranker"  # beside a serving model's Format-Serving: the ranker it serves
-FIT_PART_SUBDIR = "fit_part"  # in the Trainer's model: networks that never saw the label slice
 
 WARMUP_USERS = 8
 

@@ -3,7 +3,7 @@
 Every choice is made from the config and the visible hardware, and logged:
 
 * strategy: TPUStrategy when a TPU is configured, MultiWorkerMirroredStrategy when TF_CONFIG
-  names several workers, MirroredStrategy over the visible GPUs, else the default strategy;
+  names several workers (its input: `trainer.multi_worker`), MirroredStrategy over the visible GPUs, else the default strategy;
   `TrainerConfig.strategy` overrides the automatic choice;
 * precision: 'auto' means mixed_float16 on GPU and mixed_bfloat16 on TPU/CPU;
 * compile options: XLA `jit_compile` and `steps_per_execution` (train steps fused per call);
@@ -95,6 +95,9 @@ def _multi_worker(tf_config: Dict[str, Any]) -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
 
 
+CLUSTER_STRATEGIES = ("multi_worker",)
+
+
 def _check_reachable(tpu_address: str, timeout_s: float) -> None:
     """Fails fast when a grpc://host:port TPU address does not accept connections.
 
@@ -155,21 +158,31 @@ def choose_strategy(
     """
     env = os.environ if environ is None else environ
     tf_config = _parse_tf_config(env.get("TF_CONFIG"))
+    workers = tf_config_workers(env.get("TF_CONFIG"))
+    # A cluster strategy configures the runtime, so it comes before any op (listing devices too).
+    chosen = resolve_strategy_name(name, 0, workers, tpu_address)
+    if chosen in CLUSTER_STRATEGIES:
+        strategy: tf.distribute.Strategy = _multi_worker(tf_config)
+        gpus = tf.config.list_logical_devices("GPU")
+        _log_choice(strategy, name, len(gpus))
+        return strategy
     gpus = tf.config.list_logical_devices("GPU")
-    chosen = resolve_strategy_name(name, len(gpus), tf_config_workers(env.get("TF_CONFIG")), tpu_address)
+    chosen = resolve_strategy_name(name, len(gpus), workers, tpu_address)
     if chosen == "tpu":
-        strategy: tf.distribute.Strategy = tpu_strategy(tpu_address)
-    elif chosen == "multi_worker":
-        strategy = _multi_worker(tf_config)
+        strategy = tpu_strategy(tpu_address)
     elif chosen == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
+    _log_choice(strategy, name, len(gpus))
+    return strategy
+
+
+def _log_choice(strategy: tf.distribute.Strategy, name: str, gpus: int) -> None:
     logger.info(
         "training strategy: %s with %d replica(s) (configured %r, %d GPU(s) visible)",
-        type(strategy).__name__, strategy.num_replicas_in_sync, name, len(gpus),
+        type(strategy).__name__, strategy.num_replicas_in_sync, name, gpus,
     )
-    return strategy
 
 
 def device_kind(strategy: Optional[tf.distribute.Strategy] = None) -> str:

@@ -149,6 +149,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
        rating RMSE against the bias model, and which data each network saw.
     """
     cfg = from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer")
+    # First: a cluster strategy (TF_CONFIG) configures the runtime before any other op runs.
+    strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     source = warm_start_source(fn_args.base_model)
     initialize, record = None, {}
@@ -161,7 +163,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     data = holdout_inputs.training_inputs(fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg)
     logging.info("training on %d users x %d items (vocabulary sizes incl. OOV), input held in %s; %s",
                  vocab.users, vocab.items, "memory" if data.mode == "memory" else "files (streamed)", data.counts)
-    strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
     stoppers = _stoppers(cfg, data)
     fit_cfg = cfg
     if stoppers:

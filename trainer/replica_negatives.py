@@ -84,8 +84,10 @@ def gather_across_replicas(
     context = _distributed_replica_context()
     if context is None:
         return [candidates, *aligned], tf.constant(0, tf.int32)
-    # One all_gather per tensor: a batched gather would pack tensors of different dtypes.
-    gathered = [None if t is None else context.all_gather(t, axis=0) for t in [candidates, *aligned]]
+    # One all_gather per tensor: a batched gather would pack tensors of different dtypes. Each
+    # goes through tf.identity, an op placed on this replica's device: an input tensor taken as
+    # is (say the ids) has no device in a multi-worker step, and the gather would refuse it.
+    gathered = [None if t is None else context.all_gather(tf.identity(t), axis=0) for t in [candidates, *aligned]]
     return gathered, replica_offset(context, tf.shape(candidates)[0])
 
 
