@@ -67,8 +67,11 @@ class ServingContext:
         """The context of already-read interactions (`tables.USER_COLUMNS`); with a candidate
         ranker the tables also carry its popularity sources, at the ranker's half-life."""
         half_life = candidate_ranker.half_life if candidate_ranker is not None else None
+        ease = None
+        if candidate_ranker is not None and "ease" in candidate_ranker.sources:
+            ease = (candidate_ranker.ease_items, candidate_ranker.ease_l2)
         table = tables.build_tables([interactions], tft_output, catalog, item_features, item_item=item_item,
-                                    half_life=half_life)
+                                    half_life=half_life, ease=ease)
         return cls(tft_output, catalog, item_features, table, options, candidate_ranker)
 
     @classmethod

@@ -43,6 +43,7 @@ class TrainedRanker:
       per_source: candidates each source lists.
       half_life: recent popularity's half-life the ranker was trained with.
       report: training report (lists, epochs and validation recall per bag, feature names).
+      ease_items / ease_l2: the EASE source's block size and regularisation (when a source).
     """
 
     model: keras.Model
@@ -50,6 +51,8 @@ class TrainedRanker:
     per_source: int
     half_life: float
     report: Dict
+    ease_items: int = 0
+    ease_l2: float = 0.0
 
 
 def _network(n_features: int, layers: Sequence[int], name: str) -> keras.Model:
@@ -160,7 +163,7 @@ def save_ranker(ranker: TrainedRanker, directory: str, layers: Sequence[int], ba
     tf.io.gfile.makedirs(directory)
     spec = {"sources": list(ranker.sources), "per_source": ranker.per_source, "half_life": ranker.half_life,
             "layers": list(layers), "bags": bags, "n_features": len(feature_names(ranker.sources)),
-            "report": ranker.report}
+            "report": ranker.report, "ease_items": ranker.ease_items, "ease_l2": ranker.ease_l2}
     with tf.io.gfile.GFile(os.path.join(directory, SPEC_FILE), "w") as handle:
         handle.write(json.dumps(spec, indent=2, sort_keys=True))
     ranker.model.save_weights(os.path.join(directory, WEIGHTS_PREFIX))
@@ -173,4 +176,4 @@ def load_ranker(directory: str) -> TrainedRanker:
     model, _ = build_ranker(spec["n_features"], spec["layers"], spec["bags"])
     model.load_weights(os.path.join(directory, WEIGHTS_PREFIX)).expect_partial()
     return TrainedRanker(model, tuple(spec["sources"]), int(spec["per_source"]), float(spec["half_life"]),
-                         spec["report"])
+                         spec["report"], int(spec.get("ease_items", 0)), float(spec.get("ease_l2", 0.0)))

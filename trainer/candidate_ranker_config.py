@@ -7,7 +7,7 @@ from typing import Tuple
 
 from core.config_loader import check
 
-SOURCES = ("two_tower", "item_item", "popularity", "recent_popularity")
+SOURCES = ("two_tower", "ease", "item_item", "popularity", "recent_popularity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +19,8 @@ class CandidateRankerConfig:
       sources: candidate sources, a subset of `SOURCES` (the two-tower joins only when the
         Trainer left networks that never saw the label slice: `fit_part/`).
       per_source: candidates each source lists per user.
+      ease_items / ease_l2: the EASE source's block of most popular items and its L2
+        regularisation (`trainer.ease_block`).
       label_fraction: share of the train split held out as the ranker's labels.
       half_lives: recent popularity's half-lives to choose from, as fractions of the training
         period (the one that scores the label slice best is served).
@@ -34,6 +36,8 @@ class CandidateRankerConfig:
     enabled: bool = True
     sources: Tuple[str, ...] = SOURCES
     per_source: int = 100
+    ease_items: int = 1000
+    ease_l2: float = 300.0
     label_fraction: float = 0.2
     half_lives: Tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
     layers: Tuple[int, ...] = (64, 32)
@@ -52,6 +56,8 @@ class CandidateRankerConfig:
              f"sources must include item_item or popularity, got {list(self.sources)}"),
             (len(set(self.sources)) == len(self.sources), f"sources must not repeat, got {list(self.sources)}"),
             (self.per_source >= 1, f"per_source must be >= 1, got {self.per_source}"),
+            (self.ease_items >= 1, f"ease_items must be >= 1, got {self.ease_items}"),
+            (self.ease_l2 > 0, f"ease_l2 must be > 0, got {self.ease_l2}"),
             (0.0 < self.label_fraction < 1.0, f"label_fraction must lie in (0, 1), got {self.label_fraction}"),
             (len(self.half_lives) >= 1 and all(h > 0 for h in self.half_lives),
              f"half_lives must hold positive numbers, got {list(self.half_lives)}"),

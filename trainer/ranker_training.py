@@ -10,6 +10,7 @@ items. The half-life whose recent popularity scores the label slice best is kept
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable, Dict, List, Optional
 
@@ -23,6 +24,7 @@ from trainer.candidate_features import candidate_features
 from trainer.candidate_ranker import TrainedRanker, train_ranker
 from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.candidate_sources import popularity_tables, recent_popularity
+from trainer.ease_block import EaseBlock
 from trainer.item_item_config import ItemItemConfig
 from trainer.item_item_source import ItemItemSource
 from trainer.label_slice import label_slice_mask
@@ -89,7 +91,9 @@ def fit_candidate_ranker(
     in_label = label_slice_mask(data[F.USER_ID_XF], data[F.ITEM_ID_XF], data[F.TIMESTAMP_XF], split,
                                 cfg.label_fraction)
     fit_part = {name: column[~in_label] for name, column in data.items()}
-    fit = tables.build_tables([fit_part], tft_output, catalog, item_features, item_item=item_item, half_life=1.0)
+    ease = (cfg.ease_items, cfg.ease_l2) if "ease" in sources else None
+    fit = tables.build_tables([fit_part], tft_output, catalog, item_features, item_item=item_item, half_life=1.0,
+                              ease=ease)
     n_users, n_items = len(fit.user_keys), len(fit.item_keys)
     item_rows = tables.catalog_rows_of_items(tft_output, catalog[F.ITEM_ID])
     label_users = data[F.USER_ID_XF][in_label]
@@ -122,6 +126,7 @@ def fit_candidate_ranker(
     pop = popularity_tables(fit_users[ok], fit_rows[ok], timestamps, n_users, n_items, half_life)
     item_source = ItemItemSource(fit.item_item.neighbour_ids, fit.item_item.neighbour_weights, top_n=1) \
         if "item_item" in sources else None
+    ease_source = EaseBlock(fit.ease, n_items) if ease is not None else None
     tower = _two_tower_scorer(fit_networks, fit, context_timestamp) if "two_tower" in sources else None
 
     feats, valid, positives = [], [], []
@@ -131,6 +136,8 @@ def fit_candidate_ranker(
         for source in sources:
             if source == "two_tower":
                 scores.append(tf.constant(tower(batch)))
+            elif source == "ease":
+                scores.append(ease_source.scores(tf.constant(fit.item_item.recent_rows[batch])))
             elif source == "item_item":
                 item_scores, reached = item_source.scores(tf.constant(fit.item_item.recent_rows[batch]))
                 scores.append(tf.where(reached, item_scores, float("-inf")))
@@ -145,5 +152,6 @@ def fit_candidate_ranker(
         feats.append(x.numpy())
         valid.append(ok_slots.numpy())
         positives.append(np.stack([np.isin(r, labels[start + i]) for i, r in enumerate(rows)]))
-    return train_ranker(np.concatenate(feats), np.concatenate(valid), np.concatenate(positives), sources,
-                        half_life, cfg, log=log)
+    ranker = train_ranker(np.concatenate(feats), np.concatenate(valid), np.concatenate(positives), sources,
+                          half_life, cfg, log=log)
+    return dataclasses.replace(ranker, ease_items=cfg.ease_items, ease_l2=cfg.ease_l2)

@@ -38,6 +38,7 @@ from trainer.candidate_features import candidate_features
 from trainer.candidate_ranker import TrainedRanker
 from trainer.candidate_sources import PopularityTables
 from trainer.config import TrainerConfig
+from trainer.ease_block import EaseBlock, EaseBlockTables
 from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
 from trainer.item_item_tables import ItemItemTables
 
@@ -60,6 +61,7 @@ class ServingTables:
       popular_scores: their popularity scores (share of training interactions).
       item_item: the item-item source's neighbour table and recent histories, or None.
       sources: popularity, recent popularity and the ranker's count features, or None.
+      ease: the EASE block over the most popular items, or None.
     """
 
     user_keys: np.ndarray
@@ -74,6 +76,7 @@ class ServingTables:
     popular_scores: np.ndarray
     item_item: Optional[ItemItemTables] = None
     sources: Optional[PopularityTables] = None
+    ease: Optional[EaseBlockTables] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,12 +170,16 @@ class ServingModel(tf.Module):
 
     def _set_candidate_ranker(self, ranker: TrainedRanker, tables: ServingTables) -> None:
         """Serves the merged candidates of `ranker.sources`, ordered by the ranker."""
-        if tables.sources is None or ("item_item" in ranker.sources and tables.item_item is None):
+        needs_history = "item_item" in ranker.sources or "ease" in ranker.sources
+        if tables.sources is None or (needs_history and tables.item_item is None) or (
+                "ease" in ranker.sources and tables.ease is None):
             raise ValueError(f"the candidate ranker reads {list(ranker.sources)}, but the tables lack them")
         self.candidate_ranker = ranker.model
         self._ranker_sources = tuple(ranker.sources)
         self._per_source = ranker.per_source
         sources = tables.sources
+        if "ease" in ranker.sources:
+            self.ease_block = EaseBlock(tables.ease, len(tables.item_keys))
         self.popularity = tf.Variable(sources.popularity, trainable=False, name="popularity")
         self.recent_popularity = tf.Variable(sources.recent_popularity, trainable=False, name="recent_popularity")
         self.item_log_count = tf.Variable(sources.item_log_count, trainable=False, name="item_log_count")
@@ -259,6 +266,8 @@ class ServingModel(tf.Module):
         for source in self._ranker_sources:
             if source == "two_tower":
                 scores.append(tower_scores)
+            elif source == "ease":
+                scores.append(self.ease_block.scores(history))
             elif source == "item_item":
                 item_scores, reached = self.item_item.scores(history)
                 scores.append(tf.where(reached, item_scores, tf.fill(tf.shape(item_scores), float("-inf"))))

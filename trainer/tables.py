@@ -6,7 +6,7 @@ catalog's features go through the same tf.Transform graph as the training data.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +16,7 @@ from core import features as F
 from core import tfrecord_columns
 from trainer import history
 from trainer.candidate_sources import popularity_tables
+from trainer.ease_block import fit_ease_block
 from trainer.item_item_config import ItemItemConfig
 from trainer.item_item_tables import build_item_item_tables
 from trainer.serving_model import ServingTables
@@ -102,6 +103,7 @@ def build_tables(
     catalog_features: Dict[str, np.ndarray],
     item_item: Optional[ItemItemConfig] = None,
     half_life: Optional[float] = None,
+    ease: Optional[Tuple[int, float]] = None,
 ) -> ServingTables:
     """Per-user and per-item tables from transformed training batches and the catalog.
 
@@ -109,7 +111,8 @@ def build_tables(
     row (last) carries the out-of-vocabulary index of every user feature. With an enabled
     `item_item` config the tables also carry the item-item source, learned from the same
     (user, catalog row) interactions as the seen-item filter. With `half_life` they also carry
-    the popularity sources (`trainer.candidate_sources`) the candidate ranker reads.
+    the popularity sources (`trainer.candidate_sources`) the candidate ranker reads; with
+    `ease` = (block items, l2) the EASE block (`trainer.ease_block`).
     """
     data = concat_batches(train_batches)
     user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
@@ -147,6 +150,7 @@ def build_tables(
     sources = None
     if half_life is not None:
         sources = popularity_tables(users, rows, data[F.TIMESTAMP_XF][known], n_users, len(catalog_keys), half_life)
+    ease_tables = fit_ease_block(users, rows, len(catalog_keys), *ease) if ease is not None else None
     return ServingTables(
         user_keys=user_vocab.astype(bytes),
         user_features=user_features,
@@ -160,5 +164,6 @@ def build_tables(
         popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
         item_item=item_item_tables,
         sources=sources,
+        ease=ease_tables,
     )
 
