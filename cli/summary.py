@@ -80,6 +80,9 @@ def run_summary(cfg: PipelineConfig, wall_s: float, data_report: Dict[str, objec
             f"Evaluation ({evaluation['path']}):",
             evaluation_table(evaluation["results"]),
             f"Gate: {'BLESSED' if blessing['blessed'] else 'NOT BLESSED'} - {blessing['reason']}",
+            "These figures are the evaluated model's: its tables (histories, seen items, neighbours, "
+            "popularity) hold the train split only. The pushed model has the same weights and ranker, "
+            "with tables from every interaction (train and eval splits).",
         ]
     versions = version_dirs.versions(cfg.serving_model_dir)
     if not versions:

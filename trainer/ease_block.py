@@ -7,7 +7,7 @@ the `max_items` most popular items: a user is scored by the sum of the rows of t
 items inside the block, items outside it are not reached (-inf). Memory is max_items^2 floats
 whatever the catalog size; a variable, so `saved_model.pb` does not grow with it.
 
-Histories are [B, H] catalog rows (entries < 0 pad), as `trainer.item_item_tables` keeps them.
+Histories are [B, H] catalog rows (entries < 0 pad): the serving model gives each user's seen items.
 """
 
 from __future__ import annotations

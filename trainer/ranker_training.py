@@ -40,6 +40,15 @@ def _seen_matrix(fit: ServingTables, users: np.ndarray, n_items: int) -> np.ndar
     return seen
 
 
+def _seen_rows(fit: ServingTables, users: np.ndarray) -> np.ndarray:
+    """Every fit-part item of each user, [B, longest] catalog rows padded with -1."""
+    lists = [fit.seen_values[fit.seen_row_splits[u]:fit.seen_row_splits[u + 1]] for u in users]
+    out = np.full((len(users), max(1, max(len(x) for x in lists))), -1, np.int64)
+    for i, x in enumerate(lists):
+        out[i, :len(x)] = x
+    return out
+
+
 def _recall_at_20(scores: np.ndarray, seen: np.ndarray, labels: List[np.ndarray]) -> float:
     masked = np.where(seen, -np.inf, scores)
     top = np.argpartition(-masked, 20, axis=1)[:, :20]
@@ -137,7 +146,7 @@ def fit_candidate_ranker(
             if source == "two_tower":
                 scores.append(tf.constant(tower(batch)))
             elif source == "ease":
-                scores.append(ease_source.scores(tf.constant(fit.item_item.recent_rows[batch])))
+                scores.append(ease_source.scores(tf.constant(_seen_rows(fit, batch))))
             elif source == "item_item":
                 item_scores, reached = item_source.scores(tf.constant(fit.item_item.recent_rows[batch]))
                 scores.append(tf.where(reached, item_scores, float("-inf")))

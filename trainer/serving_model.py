@@ -266,8 +266,9 @@ class ServingModel(tf.Module):
         for source in self._ranker_sources:
             if source == "two_tower":
                 scores.append(tower_scores)
-            elif source == "ease":
-                scores.append(self.ease_block.scores(history))
+            elif source == "ease":  # every seen item, not only the recent ones
+                seen = tf.gather(self.seen, user_rows).to_tensor(default_value=-1)
+                scores.append(self.ease_block.scores(seen))
             elif source == "item_item":
                 item_scores, reached = self.item_item.scores(history)
                 scores.append(tf.where(reached, item_scores, tf.fill(tf.shape(item_scores), float("-inf"))))

@@ -51,6 +51,26 @@ def test_pushed_model_answers_the_serving_contract(first_run):
     assert os.path.getsize(warmup) > 0
 
 
+def test_pushed_model_never_recommends_a_users_eval_split_items(first_run):
+    """The pushed model's tables hold every interaction: items a user rated in the eval split
+    (their newest, on this temporal split) are seen items, never recommended back."""
+    import tensorflow as tf
+
+    from cli.recommend import resolve_version_dir
+    from core import tfrecord_columns
+
+    cfg, _ = first_run
+    eval_files = glob.glob(os.path.join(cfg.data_root, "interactions", "span-*", "eval", "*.gz"))
+    columns = tfrecord_columns.read_columns(eval_files, [F.USER_ID, F.ITEM_ID], decode_strings=True)
+    users, items = columns[F.USER_ID].astype(str), columns[F.ITEM_ID].astype(str)
+    sample = sorted(set(users))[:60]
+    fn = tf.saved_model.load(resolve_version_dir(cfg.serving_model_dir)).signatures[F.SERVING_SIGNATURE]
+    served = fn(**{F.SERVING_INPUT_USER: tf.constant(sample)})[F.SERVING_OUTPUT_ITEMS].numpy().astype(str)
+    overlaps = [set(row) & set(items[users == user]) for user, row in zip(sample, served)]
+    assert all(not overlap for overlap in overlaps), overlaps
+    assert sum(len(items[users == user]) for user in sample) > len(sample)  # the check has items to find
+
+
 def test_model_beats_popularity_and_is_blessed(first_run):
     from cli.summary import latest_evaluation
 
@@ -103,10 +123,12 @@ def test_a_much_worse_model_is_refused_against_the_blessed_one(first_run, tmp_pa
 
     cfg, _ = first_run
     versions = version_dirs.versions(cfg.serving_model_dir)
-    # Untrained networks, without the compression stage, whose fine-tuning would repair part of
-    # the damage; run as a user runs it, through `recsys run`.
+    # Untrained networks served in their own order (no candidate ranker, whose other sources
+    # would carry the model), without the compression stage, whose fine-tuning would repair part
+    # of the damage; run as a user runs it, through `recsys run`.
     config = tmp_path / "untrained.json"
-    config.write_text(json.dumps({"compress": False, "trainer": {"epochs": 0, "ranking_epochs": 0, "early_stopping_patience": 0}}))
+    config.write_text(json.dumps({"compress": False, "candidate_ranker": {"enabled": False},
+                                  "trainer": {"epochs": 0, "ranking_epochs": 0, "early_stopping_patience": 0}}))
     output = os.path.dirname(cfg.pipeline_root)
     assert main.main(["run", "--output", output, "--config", str(config), "--verbose"]) == main.EXIT_GATE_REFUSED
     err = capsys.readouterr().err
