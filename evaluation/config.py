@@ -22,7 +22,7 @@ class EvaluationConfig:
     # The model must reach this baseline's gate metric (fitted in the same run) times the margin;
     # "none" (the default until the learned ranker over several candidate sources is the served
     # model) keeps only the floor and the change rule.
-    gate_baseline: str = "none"  # popularity | ease | none
+    gate_baseline: str = "popularity"  # popularity | ease | none
     gate_baseline_margin: float = 1.0
 
     def __post_init__(self) -> None:
