@@ -261,7 +261,7 @@ class ServingModel(tf.Module):
                            user_rows: tf.Tensor):
         """Top-K of the merged sources' candidates by the learned ranker: (rows, scores) [B, K]."""
         batch = tf.shape(tower_scores)[0]
-        n_items = int(self.candidate_embeddings.shape[0])
+        n_items = int(self.item_keys.shape[0])
         scores = []
         for source in self._ranker_sources:
             if source == "two_tower":
