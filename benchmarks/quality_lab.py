@@ -432,8 +432,7 @@ class RankerConfig:
     """The ranker's recipe."""
 
     per_source: int = 100          # candidates taken from each source
-    layers: Tuple[int, ...] = (64, 32)
-    cross_layers: int = 1          # DCN-v2 cross layers before the MLP (0: plain MLP)
+    layers: Tuple[int, ...] = (64, 32)  # deep layers after one DCN-v2 cross layer
     max_epochs: int = 40
     patience: int = 4              # early stopping on the validation lists' Recall@20
     bags: int = 5                  # networks, each validated on its own fifth of the lists; logits averaged
@@ -498,105 +497,33 @@ def candidate_features(sources: Dict[str, np.ndarray], train, cfg: RankerConfig
     return cands, x, names
 
 
-def _ranker_network(n_features: int, cfg: RankerConfig):
-    import tensorflow as tf
-    import tensorflow_recommenders as tfrs
-
-    inputs = tf.keras.Input(shape=(None, n_features))
-    x0 = x = inputs
-    for i in range(cfg.cross_layers):
-        x = tfrs.layers.dcn.Cross(name=f"cross_{i}")(x0, x)
-    for units in cfg.layers:
-        x = tf.keras.layers.Dense(units, activation="relu")(x)
-    out = tf.keras.layers.Dense(1)(x)
-    return tf.keras.Model(inputs, tf.keras.layers.Reshape((-1,))(out))
-
-
 def train_ranker(x: np.ndarray, cands: np.ndarray, labels_csr: Tuple[np.ndarray, np.ndarray], cfg: RankerConfig):
-    """Fits `cfg.bags` rankers listwise (softmax over each user's candidates, label-slice items positive).
-
-    Users whose candidates hold no positive are dropped. The remaining lists are cut into
-    `cfg.bags` folds of users; network k trains on the other folds, and the epoch with the best
-    Recall@20 of fold k (over the candidate lists) is restored. Scoring averages the networks.
+    """Fits the project's ranker (`trainer.candidate_ranker`: `cfg.bags` listwise DCN-v2 networks,
+    early stopping per fold of users) on these lists; label-slice items are the positives.
 
     Returns:
-        (networks, feature mean, feature std, info).
+        (the served Keras model: standardisation + mean logit of the bags, info).
     """
-    nets, infos = [], []
-    for fold in range(cfg.bags):
-        net, mean, std, info = _train_one_ranker(x, cands, labels_csr, cfg, fold)
-        nets.append(net)
-        infos.append(info)
-    return nets, mean, std, {"epochs": [i["epochs"] for i in infos], "lists": infos[0]["lists"],
-                             "valid_recall_at_20": [max(i["valid_curve"]) for i in infos]}
-
-
-def _train_one_ranker(x: np.ndarray, cands: np.ndarray, labels_csr: Tuple[np.ndarray, np.ndarray],
-                      cfg: RankerConfig, fold: int):
-    import tensorflow as tf
+    from trainer.candidate_ranker import train_ranker as fit
+    from trainer.candidate_ranker_config import CandidateRankerConfig
 
     indptr, items = labels_csr
-    y = np.zeros(cands.shape, np.float32)
-    for u in range(cands.shape[0]):
-        pos = items[indptr[u]:indptr[u + 1]]
-        if pos.size:
-            y[u] = np.isin(cands[u], pos) & (cands[u] >= 0)
-    keep = y.sum(axis=1) > 0
     valid = cands >= 0
-    mean = x[valid].mean(axis=0)
-    std = x[valid].std(axis=0) + 1e-6
-    xs = ((x - mean) / std).astype(np.float32)
-    xs[~valid] = 0.0
-    xs, y, mask = xs[keep], y[keep] / y[keep].sum(axis=1, keepdims=True), valid[keep]
-    tf.keras.utils.set_random_seed(cfg.seed + fold)
-    net = _ranker_network(x.shape[-1], cfg)
-    opt = tf.keras.optimizers.Adam(cfg.learning_rate)
-
-    @tf.function(reduce_retracing=True)
-    def step(xb, yb, mb):
-        with tf.GradientTape() as tape:
-            logits = net(xb, training=True)
-            logits = tf.where(mb, logits, -1e9)
-            loss = -tf.reduce_mean(tf.reduce_sum(yb * tf.nn.log_softmax(logits, axis=1), axis=1))
-        grads = tape.gradient(loss, net.trainable_variables)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
-        return loss
-
-    users = np.random.default_rng(cfg.seed).permutation(len(xs))
-    valid_users = users[fold::cfg.bags]
-    train_users = np.setdiff1d(users, valid_users)
-    rng = np.random.default_rng(cfg.seed + fold)
-
-    def valid_recall() -> float:
-        logits = np.where(mask[valid_users], net(xs[valid_users], training=False).numpy(), -np.inf)
-        top = np.argsort(-logits, axis=1)[:, :20]
-        hits = np.take_along_axis(y[valid_users] > 0, top, 1).sum(axis=1)
-        return float(np.mean(hits / np.minimum(20, (y[valid_users] > 0).sum(axis=1))))
-
-    best, best_epoch, best_weights, curve = -1.0, 0, net.get_weights(), []
-    for epoch in range(1, cfg.max_epochs + 1):
-        perm = rng.permutation(train_users)
-        for start in range(0, len(perm), cfg.batch_users):
-            b = perm[start:start + cfg.batch_users]
-            step(tf.constant(xs[b]), tf.constant(y[b]), tf.constant(mask[b]))
-        value = valid_recall()
-        curve.append(round(value, 4))
-        if value > best:
-            best, best_epoch, best_weights = value, epoch, net.get_weights()
-        elif epoch - best_epoch >= cfg.patience:
-            break
-    net.set_weights(best_weights)
-    return net, mean, std, {"epochs": best_epoch, "valid_curve": curve, "lists": int(len(xs))}
+    labels = np.zeros(cands.shape, bool)
+    for u in range(min(cands.shape[0], len(indptr) - 1)):
+        labels[u] = np.isin(cands[u], items[indptr[u]:indptr[u + 1]]) & valid[u]
+    settings = CandidateRankerConfig(per_source=cfg.per_source, layers=cfg.layers, bags=cfg.bags,
+                                     max_epochs=cfg.max_epochs, patience=cfg.patience,
+                                     learning_rate=cfg.learning_rate, users_per_batch=cfg.batch_users, seed=cfg.seed)
+    ranker = fit(x, valid, labels, [f"f{i}" for i in range(x.shape[-1] // 2)], 0.0, settings, log=lambda _: None)
+    return ranker.model, {"epochs": ranker.report["bag_epochs"], "lists": ranker.report["lists"],
+                          "valid_recall_at_20": ranker.report["bag_recall_at_20"]}
 
 
-def ranker_scores(nets, mean, std, x: np.ndarray, cands: np.ndarray, n_items: int,
-                  fallback: np.ndarray) -> np.ndarray:
-    """A full score matrix: ranked candidates on top (mean logit of the rankers), others by `fallback`."""
+def ranker_scores(model, x: np.ndarray, cands: np.ndarray, n_items: int, fallback: np.ndarray) -> np.ndarray:
+    """A full score matrix: ranked candidates on top (the ranker's logit), others by `fallback`."""
     valid = cands >= 0
-    xs = ((x - mean) / std).astype(np.float32)
-    xs[~valid] = 0.0
-    logits = np.mean([np.concatenate([net(xs[i:i + 256], training=False).numpy() for i in range(0, len(xs), 256)])
-                      for net in nets], axis=0)
+    logits = np.concatenate([model(x[i:i + 256], training=False).numpy() for i in range(0, len(x), 256)])
     out = np.broadcast_to(fallback, (cands.shape[0], n_items)).astype(np.float32).copy()
     out -= out.max() + 1.0  # every non-candidate below every candidate
     z = np.where(valid, logits, -np.inf)
@@ -726,11 +653,11 @@ def run_dataset(ds: Dataset, quick: bool, log: Callable[[str], None],
         combos["ranker_ease_pop_only"] = ["ease", "popularity", "recent_popularity"]
     for name, keys in combos.items():
         cands_fit, x_fit, feature_names = candidate_features({k: fit_sources[k] for k in keys}, fit, rcfg)
-        nets, mean, std, info = train_ranker(x_fit, cands_fit, group_by_user(label), rcfg)
+        model, info = train_ranker(x_fit, cands_fit, group_by_user(label), rcfg)
         notes[f"{name}_training"] = info
         log(f"    {name}: {info}")
         cands, x, _ = candidate_features({k: full_sources[k] for k in keys}, train, rcfg)
-        record(name, ranker_scores(nets, mean, std, x, cands, train.n_items, pop[0]))
+        record(name, ranker_scores(model, x, cands, train.n_items, pop[0]))
         notes[f"{name}_features"] = feature_names
         notes[f"{name}_mean_candidates"] = float((cands >= 0).sum(axis=1).mean())
     log(f"  rankers in {time.time() - t0:.0f}s")
