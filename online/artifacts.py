@@ -74,7 +74,9 @@ def _keyed_inputs_of_type(store, execution_id: int, type_name: str) -> List[Tupl
     for event in store.get_events_by_execution_ids([execution_id]):
         if event.type == metadata_store_pb2.Event.INPUT:
             steps = [step.key for step in event.path.steps if step.HasField("key")]
-            keys[event.artifact_id] = steps[0] if steps else None
+            key = steps[0] if steps else None
+            if keys.get(event.artifact_id) != SERVED_INPUT_KEY:  # one artifact under two keys: the served one wins
+                keys[event.artifact_id] = key
     try:
         wanted = store.get_artifact_type(type_name).id
     except errors.NotFoundError as err:
