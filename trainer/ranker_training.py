@@ -109,9 +109,9 @@ def fit_candidate_ranker(
     label_rows = item_rows[data[F.ITEM_ID_XF][in_label]]
     known = (label_users < n_users) & (label_rows >= 0)
     pairs = np.unique(np.stack([label_users[known], label_rows[known]], axis=1), axis=0)
-    fit_seen = np.zeros(len(pairs), bool)
-    for i, (u, r) in enumerate(pairs):
-        fit_seen[i] = r in fit.seen_values[fit.seen_row_splits[u]:fit.seen_row_splits[u + 1]]
+    seen_users = np.repeat(np.arange(len(fit.seen_row_splits) - 1), np.diff(fit.seen_row_splits))
+    seen_codes = seen_users.astype(np.int64) * n_items + fit.seen_values
+    fit_seen = np.isin(pairs[:, 0].astype(np.int64) * n_items + pairs[:, 1], seen_codes)
     pairs = pairs[~fit_seen]  # positives are items new to the user
     users, starts = np.unique(pairs[:, 0], return_index=True)
     labels = np.split(pairs[:, 1], starts[1:])
