@@ -44,6 +44,8 @@ class TrainedRanker:
       half_life: recent popularity's half-life the ranker was trained with.
       report: training report (lists, epochs and validation recall per bag, feature names).
       ease_items / ease_l2: the EASE source's block size and regularisation (when a source).
+      feature_mean / feature_std: the standardisation the model applies first (saved with it: the
+        Normalization layer holds them as constants, not as checkpointed variables).
     """
 
     model: keras.Model
@@ -53,6 +55,8 @@ class TrainedRanker:
     report: Dict
     ease_items: int = 0
     ease_l2: float = 0.0
+    feature_mean: Tuple[float, ...] = ()
+    feature_std: Tuple[float, ...] = ()
 
 
 def _network(n_features: int, layers: Sequence[int], name: str) -> keras.Model:
@@ -155,7 +159,8 @@ def train_ranker(features: np.ndarray, valid: np.ndarray, labels: np.ndarray, so
     report = {"lists": int(len(x)), "lists_without_positive": int((~keep).sum()), "width": int(x.shape[1]),
               "features": list(feature_names(sources)), "bag_epochs": epochs, "bag_recall_at_20": best,
               "half_life": float(half_life)}
-    return TrainedRanker(model, tuple(sources), cfg.per_source, float(half_life), report)
+    return TrainedRanker(model, tuple(sources), cfg.per_source, float(half_life), report,
+                         feature_mean=tuple(float(v) for v in mean), feature_std=tuple(float(v) for v in std))
 
 
 def save_ranker(ranker: TrainedRanker, directory: str, layers: Sequence[int], bags: int) -> None:
@@ -163,7 +168,8 @@ def save_ranker(ranker: TrainedRanker, directory: str, layers: Sequence[int], ba
     tf.io.gfile.makedirs(directory)
     spec = {"sources": list(ranker.sources), "per_source": ranker.per_source, "half_life": ranker.half_life,
             "layers": list(layers), "bags": bags, "n_features": len(feature_names(ranker.sources)),
-            "report": ranker.report, "ease_items": ranker.ease_items, "ease_l2": ranker.ease_l2}
+            "report": ranker.report, "ease_items": ranker.ease_items, "ease_l2": ranker.ease_l2,
+            "feature_mean": list(ranker.feature_mean), "feature_std": list(ranker.feature_std)}
     with tf.io.gfile.GFile(os.path.join(directory, SPEC_FILE), "w") as handle:
         handle.write(json.dumps(spec, indent=2, sort_keys=True))
     ranker.model.save_weights(os.path.join(directory, WEIGHTS_PREFIX))
@@ -173,7 +179,9 @@ def load_ranker(directory: str) -> TrainedRanker:
     """The ranker `save_ranker` wrote to `directory`."""
     with tf.io.gfile.GFile(os.path.join(directory, SPEC_FILE)) as handle:
         spec = json.loads(handle.read())
-    model, _ = build_ranker(spec["n_features"], spec["layers"], spec["bags"])
+    mean, std = spec.get("feature_mean") or None, spec.get("feature_std") or None
+    model, _ = build_ranker(spec["n_features"], spec["layers"], spec["bags"], mean, std)
     model.load_weights(os.path.join(directory, WEIGHTS_PREFIX)).expect_partial()
     return TrainedRanker(model, tuple(spec["sources"]), int(spec["per_source"]), float(spec["half_life"]),
-                         spec["report"], int(spec.get("ease_items", 0)), float(spec.get("ease_l2", 0.0)))
+                         spec["report"], int(spec.get("ease_items", 0)), float(spec.get("ease_l2", 0.0)),
+                         tuple(mean or ()), tuple(std or ()))

@@ -40,9 +40,12 @@ def test_features_of_a_hand_computed_example():
 
 
 def _planted_lists(n_lists=300, width=20, n_features=6, seed=0):
-    """Lists where the one positive is the candidate with the highest feature 3 (others noise)."""
+    """Lists where the one positive is the candidate with the highest feature 3 (others noise).
+
+    The features are off-centre and wide (like log counts), so the ranker's standardisation matters.
+    """
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n_lists, width, n_features)).astype(np.float32)
+    x = (3.0 + 2.0 * rng.normal(size=(n_lists, width, n_features))).astype(np.float32)
     valid = np.ones((n_lists, width), bool)
     valid[:, -3:] = False
     x[~valid] = 0.0
