@@ -128,7 +128,10 @@ def build_world(root: pathlib.Path, shape: Shape = Shape()) -> World:
 def trainer_config(**overrides):
     """Small, fast Trainer hyperparameters for the tiny world."""
     from trainer.config import TrainerConfig
-    values = dict(embedding_dim=16, tower_layers=(), epochs=10, batch_size=32, learning_rate=0.2,
+    # Adagrad at a high rate, temperature 0.1 and a user-id embedding: what these tests were sized for,
+    # kept explicit so that the Trainer's defaults can move without changing the tiny world.
+    values = dict(embedding_dim=16, tower_layers=(), epochs=10, batch_size=32, optimizer="adagrad",
+                  learning_rate=0.2, temperature=0.1, user_id_embedding=True,
                   ranking_epochs=10, top_k=10, seed=3)
     values.update(overrides)
     return TrainerConfig(**values)

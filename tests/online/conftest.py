@@ -70,7 +70,7 @@ def _train(data_root: str, transform_dir: str, trained_dir: str) -> None:
     from trainer.config import TrainerConfig
 
     cfg = TrainerConfig(embedding_dim=16, tower_layers=(), epochs=25, batch_size=64, learning_rate=0.2,
-                        optimizer="adagrad", user_id_embedding=True,
+                        optimizer="adagrad", user_id_embedding=True, temperature=0.1,
                         ranking_epochs=2, top_k=K, seed=3)
     tft_output = tft.TFTransformOutput(transform_dir)
     layer = tft_output.transform_features_layer()

@@ -62,7 +62,8 @@ def test_a_warm_started_run_starts_where_the_blessed_model_left_off(tmp_path, ti
     tft_output, vocab, rows = _tiny_training_data(tiny_base)
     # The tiny base model's architecture (tests/online/conftest.py), one epoch of each model.
     cfg = TrainerConfig(embedding_dim=16, tower_layers=(), epochs=1, batch_size=64, learning_rate=0.2,
-                        ranking_epochs=1, top_k=5, seed=3)
+                        optimizer="adagrad", user_id_embedding=True, temperature=0.1, ranking_epochs=1, top_k=5,
+                        seed=3)
     data = inputs.array_dataset(rows, cfg.batch_size, shuffle=True, seed=cfg.seed)
     probabilities = inputs.item_probabilities(data, vocab.items)
     seen = {}
