@@ -24,6 +24,7 @@ SERVING_MODEL_DIR = "Format-Serving"  # tfx.utils.path_utils.serving_model_dir
 SERVED_INPUT_KEY = "model"  # BuildServingModel's input of the networks it serves
 TRAINER_INPUT_KEY = "trained_model"  # its optional input of the Trainer's networks
 COMPRESSOR = "CompressModel"
+RANKER_SUBDIR = "candidate_ranker"  # components.build_serving_model.RANKER_SUBDIR, beside the pushed model
 VARIANT_PROPERTY = "compression_variant"
 
 
@@ -39,6 +40,7 @@ class BaseArtifacts:
     transform_dir: str
     pushed_version: str
     variant: str = ""  # the compression variant of `trained_dir` ("" when CompressModel did not run)
+    ranker_dir: str = ""  # the candidate ranker the pushed model serves ("" when it has none)
 
 
 def _store(metadata_path: str):
@@ -134,4 +136,6 @@ def locate_base(metadata_path: str) -> BaseArtifacts:
                                 "TransformGraph inputs, expected 1")
     version = newest.custom_properties["pushed_version"].string_value if "pushed_version" in newest.custom_properties else ""
     variant = served.custom_properties[VARIANT_PROPERTY].string_value if VARIANT_PROPERTY in served.custom_properties else ""
-    return BaseArtifacts(os.path.join(served.uri, SERVING_MODEL_DIR), graphs[0].uri, version, variant)
+    ranker_dir = os.path.join(serving_models[0].uri, RANKER_SUBDIR)
+    return BaseArtifacts(os.path.join(served.uri, SERVING_MODEL_DIR), graphs[0].uri, version, variant,
+                         ranker_dir if os.path.isdir(ranker_dir) else "")

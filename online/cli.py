@@ -166,20 +166,20 @@ def _cmd_learn(args: argparse.Namespace) -> int:
         print("error: give both --trained-dir and --transform-dir, or neither", file=sys.stderr)
         return EXIT_INVALID
     if args.trained_dir:
-        trained_dir, transform_dir = args.trained_dir, args.transform_dir
+        trained_dir, transform_dir, ranker_dir = args.trained_dir, args.transform_dir, args.ranker_dir or ""
     else:
         base = artifacts.locate_base(_path(args, "metadata", "metadata.sqlite"))
-        trained_dir, transform_dir = base.trained_dir, base.transform_dir
+        trained_dir, transform_dir, ranker_dir = base.trained_dir, base.transform_dir, base.ranker_dir
         served = f"compression variant '{base.variant}'" if base.variant else "the Trainer's networks"
         print(f"[learn] base: pushed version {base.pushed_version or '?'}, served networks: {served} ({trained_dir})")
     paths = LearnerPaths(_path(args, "log", "events"), _path(args, "data", "data"),
                          _path(args, "serving_model_dir", "serving_model"), _path(args, "state", "online"),
-                         trained_dir, transform_dir)
+                         trained_dir, transform_dir, ranker_dir)
     trainer = pipeline_cfg.trainer
     options = ServingOptions(top_k=trainer.top_k, candidates_to_rank=trainer.candidates_to_rank,
                              ranking_weight=trainer.ranking_weight)
     learner = OnlineLearner(paths, online_config.load(args.config).learner, trainer, options, args.model_name,
-                            span_window=pipeline_cfg.span_window)
+                            span_window=pipeline_cfg.span_window, item_item=pipeline_cfg.item_item)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -243,6 +243,8 @@ def register(subparsers: Any) -> None:
     learn.add_argument("--pipeline-config", help="the pipeline's JSON config (trainer, serving and span window settings)")
     learn.add_argument("--trained-dir", help="the Trainer's networks (default: found in the metadata store)")
     learn.add_argument("--transform-dir", help="the Transform graph (default: found in the metadata store)")
+    learn.add_argument("--ranker-dir", help="with --trained-dir: the candidate ranker the served model uses "
+                                            "(the pushed model's candidate_ranker folder; default: none)")
     for flag, name in (("--log", "events"), ("--data", "data"), ("--serving-model-dir", "serving_model"),
                        ("--state", "online"), ("--metadata", "metadata.sqlite")):
         learn.add_argument(flag, help=f"default: OUTPUT/{name}")

@@ -41,12 +41,15 @@ from core import version_dirs
 from online import base_data, checkpoint, guard, networks, online_tables, optimizer, profiles, rollback, span_roller
 from online.config import LearnerConfig
 from online.event_log import LogReader
+from online.online_sources import InteractionLog, SourceSettings
 from online.serving_module import OnlineServingModel, embed_users, request_vocabularies
 from trainer.config import TrainerConfig
 from trainer import export, inputs, tables
 from core import features as F
 from compression import int8
 from compression.serving_variants import read_marker
+from trainer.candidate_ranker import load_ranker
+from trainer.item_item_config import ItemItemConfig
 from trainer.serving_model import ServingOptions
 
 
@@ -60,6 +63,7 @@ class LearnerPaths:
     state_dir: str
     trained_dir: str
     transform_dir: str
+    ranker_dir: str = ""  # the pushed model's candidate ranker ("": versions order two-tower candidates)
 
 
 def _newest_profiles(raw: Dict[str, np.ndarray]) -> Dict[str, profiles.UserProfile]:
@@ -79,12 +83,15 @@ class OnlineLearner:
       model_name: when set, TF Serving warmup requests are written for this model name.
       span_window: newest spans read as the base data (the pipeline's `span_window`).
       clock: Unix time source.
+      item_item: the pipeline's item-item settings (the source the candidate ranker may read).
     """
 
     def __init__(self, paths: LearnerPaths, config: LearnerConfig, trainer: TrainerConfig = TrainerConfig(),
                  options: ServingOptions = ServingOptions(), model_name: Optional[str] = None,
-                 span_window: int = 1, clock: Callable[[], float] = time.time) -> None:
+                 span_window: int = 1, clock: Callable[[], float] = time.time,
+                 item_item: ItemItemConfig = ItemItemConfig()) -> None:
         self.paths, self.config, self.trainer, self.options = paths, config, trainer, options
+        self.item_item = item_item
         self.span_window = span_window
         self.model_name, self.clock = model_name, clock
         self.offset = 0
@@ -116,14 +123,21 @@ class OnlineLearner:
         spans = profiles.span_numbers(paths.data_root)[-self.span_window:]
         base = base_data.load(paths.data_root, spans, self.layer)
         catalog_features = tables.transform_catalog(base.catalog, tft_output)
-        serving = tables.build_tables([base.train], tft_output, base.catalog, catalog_features)
+        self.ranker = load_ranker(paths.ranker_dir) if paths.ranker_dir else None
+        settings = self._source_settings()
+        sourced = {} if settings is None else {"item_item": settings.item_item, "half_life": settings.half_life,
+                                               "ease": settings.ease}
+        serving = tables.build_tables([base.train], tft_output, base.catalog, catalog_features, **sourced)
+        log = None if settings is None else InteractionLog(
+            *tables.interaction_rows(base.train, tft_output, base.catalog[F.ITEM_ID]))
         self.tables = online_tables.OnlineTables(serving, base.train, _newest_profiles(base.train_raw), self.layer,
-                                                 (vocab.users, vocab.items), (cfg.reserve_users, cfg.reserve_items))
+                                                 (vocab.users, vocab.items), (cfg.reserve_users, cfg.reserve_items),
+                                                 log, settings)
         self.optimizer = optimizer.OnlineOptimizer(self.query, self.candidate, self.trainer, cfg.learning_rate,
                                                    vocab.items + cfg.reserve_items)
         self.replay = optimizer.ReplayBuffer({n: base.train[n] for n in self.optimizer.specs}, cfg.replay_size, cfg.seed)
-        self.module = OnlineServingModel(self.query, self.ranking, request_vocabularies(tft_output), self.layer,
-                                         serving, self.options)
+        self._request_vocabularies = request_vocabularies(tft_output)
+        self.module = self._new_module(serving)
         self.guard = guard.Guard(base.eval_raw[F.USER_ID], base.eval_raw[F.ITEM_ID], self.tables.user_row,
                                  self.tables.item_row, self.tables.seen, cfg.guard_k, cfg.guard_max_drop,
                                  cfg.guard_users, cfg.seed)
@@ -137,6 +151,31 @@ class OnlineLearner:
         print(f"[learn] started in {time.time() - started:.1f}s from spans {spans}: {len(self.tables.user_keys)} users, "
               f"{len(self.tables.item_keys)} items; events from seq {self.offset}; {guard_note}", flush=True)
         print(f"[learn] {self.compression_note}", flush=True)
+        print(f"[learn] {self._describe_ranker()}", flush=True)
+
+    def _source_settings(self) -> Optional[SourceSettings]:
+        """How the ranker's sources are built, as BuildServingModel built them (None: no ranker)."""
+        if self.ranker is None:
+            return None
+        sources = self.ranker.sources
+        return SourceSettings(
+            half_life=self.ranker.half_life,
+            ease=(self.ranker.ease_items, self.ranker.ease_l2) if "ease" in sources else None,
+            item_item=self.item_item if "item_item" in sources else None,
+        )
+
+    def _describe_ranker(self) -> str:
+        if self.ranker is None:
+            return "no candidate ranker in the base: versions order the two-tower's candidates (and the rating term)"
+        return (f"candidate ranker over {', '.join(self.ranker.sources)}: every source is rebuilt from the base "
+                f"and the events at each export (the two-tower from the updated embeddings); the ranker's own "
+                f"weights stay the base model's (not updated online)")
+
+    def _new_module(self, serving) -> OnlineServingModel:
+        """A serving module for `serving` (with room for the catalog to double before the next one)."""
+        return OnlineServingModel(self.query, self.ranking, self._request_vocabularies, self.layer, serving,
+                                  self.options, candidate_ranker=self.ranker,
+                                  capacity=2 * len(serving.item_keys) + 1)
 
     def _describe_compression(self, variant: str, int8_tables: int) -> str:
         """What the learner updates and what its versions serve, in one line."""
@@ -270,6 +309,8 @@ class OnlineLearner:
         version = version_dirs.next_version(self.paths.serving_model_dir, self.clock())
         self.own_versions.add(version)
         checkpoint.save(self.paths.state_dir, version, self._meta(), self._objects(), self.tables, self.config.keep_checkpoints)
+        if not self.module.fits(serving):  # the catalog outgrew the ranker's width: trace a wider module
+            self.module = self._new_module(serving)
         self.module.update(serving, users, candidates)
         with self.grid.rounded():  # the networks' int8 tables are saved on the int8 grid
             export.export_serving(self.module, os.path.join(self.paths.serving_model_dir, str(version)),

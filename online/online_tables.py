@@ -8,7 +8,9 @@ Built from the base model's serving tables, then updated event by event:
   embedding comes from those features and the OOV id row until its events are learned), and
   an item whose id is outside the item vocabulary gets the next reserved item row;
 * every event adds the item to the user's seen items (no longer recommended to them), to the
-  front of the user's history, and to the item's popularity.
+  front of the user's history, and to the item's popularity;
+* with a candidate ranker, every interaction is logged, and each export rebuilds the ranker's
+  sources from the log (`online.online_sources`).
 
 `apply` returns the transformed training rows of the events (user features as they were before
 each event, as in training examples); `serving_tables` returns the `ServingTables` to export.
@@ -16,8 +18,9 @@ each event, as in training examples); `serving_tables` returns the `ServingTable
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +28,7 @@ import tensorflow as tf
 from core import features as F
 from online import profiles
 from online.events import Event
+from online.online_sources import InteractionLog, SourceSettings, source_tables
 from trainer.serving_model import ServingTables
 
 
@@ -65,11 +69,20 @@ class OnlineTables:
       transform_layer: the Transform layer.
       index_sizes: (user, item) id index sizes of the Transform vocabularies incl. OOV.
       reserve: (user, item) reserved embedding rows after those sizes.
+      log: the base interactions (user row, catalog row, timestamp), when sources are rebuilt.
+      source_settings: how the candidate ranker's sources are built (None: no sources).
     """
+
+    log: Optional[InteractionLog] = None
+    source_settings: Optional[SourceSettings] = None
 
     def __init__(self, base: ServingTables, base_train: Dict[str, np.ndarray],
                  user_profiles: Dict[str, profiles.UserProfile], transform_layer,
-                 index_sizes: Sequence[int], reserve: Sequence[int]) -> None:
+                 index_sizes: Sequence[int], reserve: Sequence[int],
+                 log: Optional[InteractionLog] = None, source_settings: Optional[SourceSettings] = None) -> None:
+        if (log is None) != (source_settings is None):
+            raise ValueError("the interaction log and the source settings come together")
+        self.log, self.source_settings = log, source_settings
         self._layer = transform_layer
         self.user_keys: List[str] = [k.decode() if isinstance(k, bytes) else str(k) for k in base.user_keys]
         self.user_row = {key: row for row, key in enumerate(self.user_keys)}
@@ -185,6 +198,10 @@ class OnlineTables:
                 past = history.values[user]
                 past[1:] = past[:-1].copy()
                 past[0] = index + 1
+        if self.log is not None:
+            self.log.append(np.array([self.user_row[e.user_id] for e in events]),
+                            np.array([self.item_row[e.item_id] for e in events]),
+                            stamps.reshape(-1).astype(np.float64))
         self.events_applied += len(events)
         out = {name: np.stack(values) for name, values in rows.items()}
         out[F.TIMESTAMP_XF] = stamps.astype(np.float32)
@@ -204,7 +221,7 @@ class OnlineTables:
         values = np.fromiter((r for s in self.seen for r in sorted(s)), np.int64, sum(lengths))
         counts = self.counts.values
         popular = np.argsort(-counts, kind="stable")
-        return ServingTables(
+        tables = ServingTables(
             user_keys=np.array(self.user_keys, dtype=object).astype(bytes),
             user_features=user_features,
             seen_row_splits=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -216,3 +233,8 @@ class OnlineTables:
             popular_rows=popular.astype(np.int32),
             popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
         )
+        if self.source_settings is None:
+            return tables
+        popularity, ease, item_item = source_tables(self.log, len(self.user_keys), len(self.item_keys),
+                                                    self.source_settings)
+        return dataclasses.replace(tables, sources=popularity, ease=ease, item_item=item_item)

@@ -14,19 +14,27 @@ outputs and semantics), but
 * the networks are held as `FrozenNetwork`s for the signatures that run them
   (`recommend_with_features`, `rank`, and the re-ranking stage when `ranking_weight` is set);
 * request-time user features are transformed by lookup tables computed once through the
-  Transform graph (`request_tables`), not by the Transform layer itself.
+  Transform graph (`request_tables`), not by the Transform layer itself;
+* with the pushed model's candidate ranker, `serving_default` merges and ranks the same sources
+  as the pushed model. Its item axis has a fixed width (`capacity`, at least the catalog size:
+  the catalog rows past the current catalog are never candidates); the source tables are
+  variables of that width, assigned by `update`. A catalog that outgrows the capacity needs a
+  new module (`fits` says whether it does).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from core import features as F
 from online.networks import FrozenNetwork
-from trainer.serving_model import ServingModel, ServingOptions, ServingTables
+from trainer.candidate_ranker import TrainedRanker
+from trainer.ease_block import EaseBlock, EaseBlockTables
+from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
+from trainer.serving_model import ServingModel, ServingOptions, ServingTables, string_spec
 
 REQUEST_FEATURES = {F.USER_GENDER: F.USER_GENDER_XF, F.USER_OCCUPATION: F.USER_OCCUPATION_XF}
 QUERY_EMBEDDING = "query_embedding"  # the user feature holding a user's query embedding [B, D]
@@ -60,6 +68,25 @@ class _PrecomputedQuery:
         return inputs[QUERY_EMBEDDING]
 
 
+class _FrozenRanker(tf.Module):
+    """The candidate ranker as the signatures call it: its variables tracked, the Keras model not."""
+
+    def __init__(self, model: tf.keras.Model) -> None:
+        super().__init__(name="frozen_candidate_ranker")
+        self.network_variables = list(model.variables)
+        self._forward = lambda features: model(features, training=False)
+
+    def __call__(self, features: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self._forward(features)
+
+
+def _padded(values: np.ndarray, width: int, fill=0) -> np.ndarray:
+    """`values` with its first axis padded to `width` with `fill`."""
+    values = np.asarray(values)
+    pad = np.full((width - len(values),) + values.shape[1:], fill, values.dtype)
+    return np.concatenate([values, pad])
+
+
 class _RowTable(tf.Module):
     """A mutable key -> row table; lookups keep the shape of the keys (-1 for unknown keys)."""
 
@@ -89,10 +116,14 @@ class OnlineServingModel(ServingModel):
       transform_layer: the Transform layer, used here once to build the request lookups.
       tables: the first tables (they fix K: min(top_k, catalog size)).
       options: top-K and two-stage settings.
+      candidate_ranker: the pushed model's ranker (None: candidates in two-tower order); the
+        tables then carry the sources it reads.
+      capacity: the ranker's item-axis width (at least the catalog size; default twice it).
     """
 
     def __init__(self, query_tower, ranking_model, vocabularies: Mapping[str, np.ndarray],
-                 transform_layer, tables: ServingTables, options: ServingOptions) -> None:
+                 transform_layer, tables: ServingTables, options: ServingOptions,
+                 candidate_ranker: Optional[TrainedRanker] = None, capacity: Optional[int] = None) -> None:
         # Not ServingModel.__init__: it bakes the tables in as constants.
         tf.Module.__init__(self, name="online_recommender")
         n_items = len(tables.item_keys)
@@ -132,6 +163,90 @@ class OnlineServingModel(ServingModel):
                 tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), unseen)
         ages = np.arange(F.MAX_AGE + 2, dtype=np.int64)
         self.age_buckets = tf.constant(transform_layer({F.USER_AGE: tf.constant(ages[:, None])})[F.USER_AGE_XF].numpy().astype(np.int64))
+        self.capacity = 0
+        if candidate_ranker is not None:
+            self._set_online_ranker(candidate_ranker, tables, capacity or 2 * n_items)
+
+    def _set_online_ranker(self, ranker: TrainedRanker, tables: ServingTables, capacity: int) -> None:
+        """The ranker and its source variables (fixed width `capacity`; `update` assigns them)."""
+        sources = ranker.sources
+        if tables.sources is None or ("ease" in sources and tables.ease is None) or (
+                "item_item" in sources and tables.item_item is None):
+            raise ValueError(f"the candidate ranker reads {list(sources)}, but the tables lack them")
+        if capacity < len(tables.item_keys):
+            raise ValueError(f"capacity {capacity} is below the catalog size {len(tables.item_keys)}")
+        self.capacity = capacity
+        self.candidate_ranker = _FrozenRanker(ranker.model)
+        self._ranker_sources = tuple(sources)
+        self._per_source = ranker.per_source
+        zeros = np.zeros(capacity, np.float32)
+        self.popularity, self.recent_popularity, self.item_log_count = (
+            tf.Variable(zeros, trainable=False, name=name)
+            for name in ("popularity", "recent_popularity", "item_log_count"))
+        self.user_log_activity = tf.Variable(np.zeros(1, np.float32), trainable=False, name="user_log_activity",
+                                             shape=tf.TensorShape([None]))
+        if "ease" in sources:
+            empty = EaseBlockTables(np.zeros(0, np.int32), np.zeros((0, 0), np.float32))
+            self.ease_block = EaseBlock(empty, capacity, resizable=True)
+        if "item_item" in sources:
+            source = tables.item_item
+            width = source.neighbour_ids.shape[1]
+            self.item_item = ItemItemSource(np.zeros((capacity, width), np.int64), np.zeros((capacity, width), np.float32),
+                                            top_n=1, weights_dtype=source.weights_dtype)
+            self.recent_rows = tf.Variable(source.recent_rows.astype(narrowest_id_dtype(capacity)), trainable=False,
+                                           name="recent_rows", shape=tf.TensorShape([None, source.recent_rows.shape[1]]))
+            self.retrieve_item_item = tf.function(self._retrieve_item_item, input_signature=[string_spec(F.USER_ID)])
+
+    def fits(self, tables: ServingTables) -> bool:
+        """Whether `update` can load `tables` (always without a ranker; else the catalog fits)."""
+        return self.candidate_ranker is None or len(tables.item_keys) <= self.capacity
+
+    def _ranked_width(self) -> int:
+        return self.capacity
+
+    def _ranked_candidates(self, tower_scores: tf.Tensor, exclude: tf.Tensor, history: tf.Tensor,
+                           user_rows: tf.Tensor):
+        """`ServingModel`'s, with the catalog padded to the capacity (padding rows excluded)."""
+        pad = [[0, 0], [0, self.capacity - tf.shape(tower_scores)[1]]]
+        tower_scores = tf.ensure_shape(tf.pad(tower_scores, pad), [None, self.capacity])
+        exclude = tf.ensure_shape(tf.pad(exclude, pad, constant_values=True), [None, self.capacity])
+        rows, scores = super()._ranked_candidates(tower_scores, exclude, history, user_rows)
+        return self._in_catalog(rows), scores
+
+    def _in_catalog(self, rows: tf.Tensor) -> tf.Tensor:
+        """`rows` with padding rows (only ever in -inf slots) moved onto the catalog's last row."""
+        return tf.minimum(rows, tf.cast(tf.shape(self.item_keys)[0] - 1, rows.dtype))
+
+    def _retrieve_item_item(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+        rows = self._user_rows(user_id)
+        exclude = self._seen_mask(rows)
+        exclude = tf.pad(exclude, [[0, 0], [0, self.capacity - tf.shape(exclude)[1]]], constant_values=True)
+        item_scores = self.item_item.candidate_scores(self._history(rows), exclude)
+        scores, top = tf.math.top_k(item_scores, k=self._k)
+        return self._with_fallback(rows != self._unknown_row, self._in_catalog(top), scores)
+
+    def _update_sources(self, tables: ServingTables) -> None:
+        """Assigns the ranker's source variables from `tables` (padded to the capacity)."""
+        if not self.fits(tables):
+            raise ValueError(f"{len(tables.item_keys)} catalog items exceed the module's capacity {self.capacity}")
+        sources = tables.sources
+        for variable, values in ((self.popularity, sources.popularity),
+                                 (self.recent_popularity, sources.recent_popularity),
+                                 (self.item_log_count, sources.item_log_count)):
+            variable.assign(_padded(values.astype(np.float32), self.capacity))
+        self.user_log_activity.assign(sources.user_log_activity.astype(np.float32))
+        if "ease" in self._ranker_sources:
+            self.ease_block.assign(tables.ease)
+        if "item_item" in self._ranker_sources:
+            source, width = tables.item_item, int(self.item_item.neighbour_ids.shape[1])
+            ids = np.zeros((len(source.neighbour_ids), width), np.int64)
+            weights = np.zeros((len(source.neighbour_ids), width), np.float32)
+            k = min(width, source.neighbour_ids.shape[1])
+            ids[:, :k], weights[:, :k] = source.neighbour_ids[:, :k], source.neighbour_weights[:, :k]
+            self.item_item.neighbour_ids.assign(_padded(ids, self.capacity).astype(self.item_item.neighbour_ids.dtype.as_numpy_dtype))
+            self.item_item.neighbour_weights.assign(
+                _padded(weights, self.capacity).astype(self.item_item.neighbour_weights.dtype.as_numpy_dtype))
+            self.recent_rows.assign(source.recent_rows.astype(self.recent_rows.dtype.as_numpy_dtype))
 
     def update(self, tables: ServingTables, user_embeddings: np.ndarray, candidate_embeddings: np.ndarray) -> None:
         """Loads new tables and embeddings (eagerly); the next export writes them.
@@ -157,6 +272,8 @@ class OnlineServingModel(ServingModel):
         self._unknown_row.assign(len(tables.user_keys))
         self.user_table.replace(tables.user_keys)
         self.item_table.replace(tables.item_keys)
+        if self.candidate_ranker is not None:
+            self._update_sources(tables)
 
     # ---- what differs from ServingModel's building blocks ---------------------------------
     @property
@@ -181,5 +298,5 @@ class OnlineServingModel(ServingModel):
         for raw, value in ((F.USER_GENDER, user_gender), (F.USER_OCCUPATION, user_occupation)):
             feats[REQUEST_FEATURES[raw]] = self.request_tables[raw].lookup(value)
         feats[QUERY_EMBEDDING] = self.query_net(feats)
-        top, scores = self._two_stage(feats, self._seen_mask(rows))
+        top, scores = self._two_stage(feats, self._seen_mask(rows), history=self._history(rows), user_rows=rows)
         return self._with_fallback(tf.ones_like(user_id, tf.bool), top, scores)

@@ -47,14 +47,35 @@ def fit_ease_block(users: np.ndarray, rows: np.ndarray, n_items: int, max_items:
 class EaseBlock(tf.Module):
     """Scores users from their histories with an `EaseBlockTables` block."""
 
-    def __init__(self, tables: EaseBlockTables, n_items: int, name: str = "ease_block") -> None:
+    def __init__(self, tables: EaseBlockTables, n_items: int, name: str = "ease_block",
+                 resizable: bool = False) -> None:
+        """Builds the block.
+
+        Args:
+          tables: the block's rows and weights.
+          n_items: the catalog width of the scores (static).
+          name: the module's name.
+          resizable: the block's size may change with `assign` (the online learner's versions).
+        """
         super().__init__(name=name)
-        position = np.full(n_items, -1, np.int32)
-        position[tables.rows] = np.arange(len(tables.rows), dtype=np.int32)
         self.n_items = n_items
-        self.block_rows = tf.Variable(tables.rows.astype(np.int32), trainable=False, name="block_rows")
-        self.block_position = tf.Variable(position, trainable=False, name="block_position")
-        self.weights = tf.Variable(tables.weights, trainable=False, name="weights")
+        size = None if resizable else len(tables.rows)
+        self.block_rows = tf.Variable(tables.rows.astype(np.int32), trainable=False, name="block_rows",
+                                      shape=tf.TensorShape([size]))
+        self.block_position = tf.Variable(self._positions(tables), trainable=False, name="block_position")
+        self.weights = tf.Variable(tables.weights.astype(np.float32), trainable=False, name="weights",
+                                   shape=tf.TensorShape([size, size]))
+
+    def _positions(self, tables: EaseBlockTables) -> np.ndarray:
+        position = np.full(self.n_items, -1, np.int32)
+        position[tables.rows] = np.arange(len(tables.rows), dtype=np.int32)
+        return position
+
+    def assign(self, tables: EaseBlockTables) -> None:
+        """Serves `tables` from now on (rows within the block's `n_items`; eager)."""
+        self.block_rows.assign(tables.rows.astype(np.int32))
+        self.block_position.assign(self._positions(tables))
+        self.weights.assign(tables.weights.astype(np.float32))
 
     def scores(self, history: tf.Tensor) -> tf.Tensor:
         """float32 [B, n_items]: the users' EASE scores, -inf outside the block."""

@@ -96,7 +96,7 @@ class ServingOptions:
         return cls(top_k=cfg.top_k, candidates_to_rank=cfg.candidates_to_rank, ranking_weight=cfg.ranking_weight)
 
 
-def _string_spec(name: str, shape=(None,)) -> tf.TensorSpec:
+def string_spec(name: str, shape=(None,)) -> tf.TensorSpec:
     return tf.TensorSpec(shape, tf.string, name=name)
 
 
@@ -163,7 +163,7 @@ class ServingModel(tf.Module):
             )
             self._item_item_weight = options.item_item_weight
             self.retrieve_item_item = tf.function(
-                self._retrieve_item_item, input_signature=[_string_spec(F.USER_ID)]
+                self._retrieve_item_item, input_signature=[string_spec(F.USER_ID)]
             )
         if candidate_ranker is not None:
             self._set_candidate_ranker(candidate_ranker, tables)
@@ -184,6 +184,10 @@ class ServingModel(tf.Module):
         self.recent_popularity = tf.Variable(sources.recent_popularity, trainable=False, name="recent_popularity")
         self.item_log_count = tf.Variable(sources.item_log_count, trainable=False, name="item_log_count")
         self.user_log_activity = tf.Variable(sources.user_log_activity, trainable=False, name="user_log_activity")
+
+    def _ranked_width(self) -> int:
+        """Static width of the ranker's item axis: the catalog size."""
+        return int(self.item_keys.shape[0])
 
     # ---- building blocks ---------------------------------------------------------------
     def _user_rows(self, user_id: tf.Tensor) -> tf.Tensor:
@@ -261,7 +265,7 @@ class ServingModel(tf.Module):
                            user_rows: tf.Tensor):
         """Top-K of the merged sources' candidates by the learned ranker: (rows, scores) [B, K]."""
         batch = tf.shape(tower_scores)[0]
-        n_items = int(self.item_keys.shape[0])
+        n_items = self._ranked_width()
         scores = []
         for source in self._ranker_sources:
             if source == "two_tower":
@@ -325,7 +329,7 @@ class ServingModel(tf.Module):
         }
 
     # ---- signatures --------------------------------------------------------------------
-    @tf.function(input_signature=[_string_spec(F.USER_ID)])
+    @tf.function(input_signature=[string_spec(F.USER_ID)])
     def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
         top_rows, scores = self._two_stage(
@@ -333,14 +337,14 @@ class ServingModel(tf.Module):
         )
         return self._with_fallback(rows != self._unknown_row, top_rows, scores)
 
-    @tf.function(input_signature=[_string_spec(F.USER_ID)])
+    @tf.function(input_signature=[string_spec(F.USER_ID)])
     def retrieve(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
         feats = self._known_user_features(rows)
         top_rows, scores = self._two_stage(feats, self._seen_mask(rows), rerank=False)
         return self._with_fallback(rows != self._unknown_row, top_rows, scores)
 
-    @tf.function(input_signature=[_string_spec(F.USER_ID)])
+    @tf.function(input_signature=[string_spec(F.USER_ID)])
     def retrieve_unfiltered(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
         feats = self._known_user_features(rows)
@@ -360,10 +364,10 @@ class ServingModel(tf.Module):
 
     @tf.function(
         input_signature=[
-            _string_spec(F.USER_ID),
+            string_spec(F.USER_ID),
             tf.TensorSpec([None], tf.int64, name=F.USER_AGE),
-            _string_spec(F.USER_GENDER),
-            _string_spec(F.USER_OCCUPATION),
+            string_spec(F.USER_GENDER),
+            string_spec(F.USER_OCCUPATION),
         ]
     )
     def recommend_with_features(self, user_id, user_age, user_gender, user_occupation):
@@ -382,7 +386,7 @@ class ServingModel(tf.Module):
                                            user_rows=user_rows)
         return self._with_fallback(tf.ones_like(user_id, tf.bool), rows_out, scores)
 
-    @tf.function(input_signature=[_string_spec(F.USER_ID), _string_spec(F.ITEM_ID, (None, None))])
+    @tf.function(input_signature=[string_spec(F.USER_ID), string_spec(F.ITEM_ID, (None, None))])
     def rank(self, user_id: tf.Tensor, item_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         item_rows = self.item_table.lookup(item_id)
         known_item = item_rows >= 0
@@ -393,7 +397,7 @@ class ServingModel(tf.Module):
             "known_items": known_item,
         }
 
-    @tf.function(input_signature=[_string_spec(F.ITEM_ID)])
+    @tf.function(input_signature=[string_spec(F.ITEM_ID)])
     def lookup_items(self, item_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self.item_table.lookup(item_id)
         known = rows >= 0

@@ -96,6 +96,29 @@ def catalog_rows_of_items(tf_transform_output: tft.TFTransformOutput, catalog_ke
     return np.array([row_of_key.get(key, -1) for key in item_vocab] + [-1] * F.OOV_BUCKETS)
 
 
+def _known_interactions(data: Dict[str, np.ndarray], tf_transform_output: tft.TFTransformOutput,
+                        catalog_keys: np.ndarray) -> np.ndarray:
+    """bool [rows]: interactions of a vocabulary user with a catalog item."""
+    n_users = len(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB))
+    rows = catalog_rows_of_items(tf_transform_output, catalog_keys)[data[F.ITEM_ID_XF]]
+    return (data[F.USER_ID_XF] < n_users) & (rows >= 0)
+
+
+def interaction_rows(data: Dict[str, np.ndarray], tf_transform_output: tft.TFTransformOutput,
+                     catalog_keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user rows, catalog rows, transformed timestamps) of the interactions `build_tables` reads.
+
+    Args:
+      data: transformed interaction columns.
+      tf_transform_output: the Transform output (its user and item vocabularies).
+      catalog_keys: the catalog's item ids, in row order.
+    """
+    known = _known_interactions(data, tf_transform_output, catalog_keys)
+    rows = catalog_rows_of_items(tf_transform_output, catalog_keys)[data[F.ITEM_ID_XF][known]]
+    return (data[F.USER_ID_XF][known].astype(np.int64), rows.astype(np.int64),
+            np.asarray(data[F.TIMESTAMP_XF][known], np.float64))
+
+
 def build_tables(
     train_batches: Iterable[Dict[str, np.ndarray]],
     tf_transform_output: tft.TFTransformOutput,
@@ -117,11 +140,9 @@ def build_tables(
     data = concat_batches(train_batches)
     user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
     catalog_keys = catalog[F.ITEM_ID]
-    item_rows = catalog_rows_of_items(tf_transform_output, catalog_keys)
-    rows = item_rows[data[F.ITEM_ID_XF]]
-    users = data[F.USER_ID_XF]
-    known = (users < len(user_vocab)) & (rows >= 0)
-    users, rows = users[known], rows[known]
+    known = _known_interactions(data, tf_transform_output, catalog_keys)
+    users, rows = data[F.USER_ID_XF][known], catalog_rows_of_items(tf_transform_output, catalog_keys)[
+        data[F.ITEM_ID_XF][known]]
     n_users = len(user_vocab)
 
     newest = np.lexsort((data[F.TIMESTAMP_XF][known], users))

@@ -22,8 +22,9 @@ def start_learner(workspace, tiny_base, **overrides):
                   guard_k=K, guard_max_drop=0.5, poll_interval_s=0.05, max_events_per_update=64)
     values.update(overrides)
     trained_dir = values.pop("trained_dir", tiny_base.trained_dir)
+    ranker_dir = values.pop("ranker_dir", "")
     paths = LearnerPaths(str(workspace / "log"), str(workspace / "data"), str(workspace / "serving"),
-                         str(workspace / "state"), trained_dir, tiny_base.transform_dir)
+                         str(workspace / "state"), trained_dir, tiny_base.transform_dir, ranker_dir)
     learner = OnlineLearner(paths, LearnerConfig(**values), TrainerConfig(), ServingOptions(top_k=K, candidates_to_rank=10))
     learner.start()
     return learner
