@@ -2,11 +2,14 @@
 
 Runs the whole pipeline (LocalDagRunner) on MovieLens latest-small with the temporal and the
 random 80/20 split, and on the synthetic default data, then prints one table of the evaluation
-that the pipeline's EvaluateModel component computed, and checks the targets:
+that the pipeline's EvaluateModel component computed (the served model, each of its sources
+alone, and the baselines), and checks the targets:
 
-* two-stage >= EASE on Recall@20 and NDCG@10 (ml-latest-small, both splits);
-* two-stage >= 1.3x popularity on the top-100 hit rate (TFRS protocol);
-* two-stage ranking RMSE at least 5% below the bias model.
+* every run: two-stage Recall@20 >= EASE; rating RMSE <= the bias model's;
+* ml-latest-small, random split: NDCG@10 >= EASE; Recall@20 >= 1.05x the best single source
+  (popularity, EASE, the two-tower alone, the item-item source alone);
+* ml-latest-small, temporal split: Recall@20 >= 1.05x popularity; top-100 hit rate (TFRS
+  protocol) >= 1.3x popularity.
 
 Usage:
     python -m benchmarks.quality [--output DIR] [--datasets ml-time,ml-random,synthetic]
@@ -23,7 +26,7 @@ import time
 from typing import Dict, List, Optional
 
 ML_LATEST_SMALL = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ml-latest-small"
-MODELS = ("popularity", "ease", "retrieval_only", "two_stage", "bias_model")
+MODELS = ("popularity", "ease", "retrieval_only", "item_item_only", "two_stage", "bias_model")
 METRICS = ("recall_at_10", "recall_at_20", "recall_at_100", "ndcg_at_10", "top100_interaction_hit_rate", "rmse")
 DATASETS = {
     "ml-time": ("ml-latest-small", "time"),
@@ -71,23 +74,32 @@ def table(all_results: Dict[str, Dict[str, Dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+SINGLE_SOURCES = ("popularity", "ease", "retrieval_only", "item_item_only")
+
+
 def verdicts(all_results: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
-    """The targets, met or missed by how much, on the MovieLens runs."""
+    """The issue's quality targets per run, met or missed by how much."""
     lines = []
     for dataset, results in all_results.items():
-        if not dataset.startswith("ml-") or not results:
+        if not results:
             continue
         model, ease, pop, bias = results["two_stage"], results["ease"], results["popularity"], results["bias_model"]
-        checks = [
-            ("recall_at_20 >= EASE", model["recall_at_20"], ease["recall_at_20"], model["recall_at_20"] >= ease["recall_at_20"]),
-            ("ndcg_at_10 >= EASE", model["ndcg_at_10"], ease["ndcg_at_10"], model["ndcg_at_10"] >= ease["ndcg_at_10"]),
-            ("top100 hit rate >= 1.3x popularity", model["top100_interaction_hit_rate"],
-             1.3 * pop["top100_interaction_hit_rate"], model["top100_interaction_hit_rate"] >= 1.3 * pop["top100_interaction_hit_rate"]),
-            ("rmse <= 0.95x bias model", model["rmse"], 0.95 * bias["rmse"], model["rmse"] <= 0.95 * bias["rmse"]),
-        ]
-        for label, value, target, ok in checks:
+        checks = [("recall_at_20 >= EASE", model["recall_at_20"], ease["recall_at_20"])]
+        if dataset == "ml-random":
+            best = max((results[m] for m in SINGLE_SOURCES if m in results), key=lambda r: r["recall_at_20"])
+            checks += [("ndcg_at_10 >= EASE", model["ndcg_at_10"], ease["ndcg_at_10"]),
+                       ("recall_at_20 >= 1.05x best single source", model["recall_at_20"], 1.05 * best["recall_at_20"])]
+        if dataset == "ml-time":
+            checks += [("recall_at_20 >= 1.05x popularity", model["recall_at_20"], 1.05 * pop["recall_at_20"]),
+                       ("top100 hit rate >= 1.3x popularity", model["top100_interaction_hit_rate"],
+                        1.3 * pop["top100_interaction_hit_rate"])]
+        for label, value, target in checks:
             ratio = value / target if target else float("nan")
-            lines.append(f"{dataset:<10} {label:<36} {value:.4f} vs {target:.4f} ({ratio:.2f}x)  {'MET' if ok else 'MISSED'}")
+            lines.append(f"{dataset:<10} {label:<42} {value:.4f} vs {target:.4f} ({ratio:.2f}x)  "
+                         f"{'MET' if value >= target else 'MISSED'}")
+        met = model["rmse"] <= bias["rmse"]  # lower is better
+        lines.append(f"{dataset:<10} {'rmse <= bias model':<42} {model['rmse']:.4f} vs {bias['rmse']:.4f} "
+                     f"({model['rmse'] / bias['rmse']:.2f}x)  {'MET' if met else 'MISSED'}")
     return lines
 
 

@@ -2,7 +2,8 @@
 
 The serving SavedModel itself is evaluated (what is pushed is what is measured): its
 `serving_default` (two-stage, seen items removed), `retrieve` (retrieval only, seen removed),
-`retrieve_unfiltered` (the TFRS tutorials' protocol) and `rank` (RMSE/MAE) signatures. Item
+`retrieve_unfiltered` (the TFRS tutorials' protocol), `retrieve_item_item` (the item-item source
+alone, when the model has it: `item_item_only`) and `rank` (RMSE/MAE) signatures. Item
 popularity, EASE and the bias rating model are fitted on the same train split in the same run.
 `previous_metrics` and `write_blessing_marker` read and write what the gate leaves behind. The
 TFX component `components.evaluate_model.EvaluateModel` is a thin wrapper of these functions;
@@ -26,6 +27,8 @@ BLESSED_MARKER = "BLESSED"
 NOT_BLESSED_MARKER = "NOT_BLESSED"
 TWO_STAGE = "two_stage"
 RETRIEVAL = "retrieval_only"
+ITEM_ITEM = "item_item_only"
+ITEM_ITEM_SIGNATURE = "retrieve_item_item"
 BATCH = 512
 
 
@@ -116,6 +119,8 @@ def evaluate(
         "popularity": popularity.recommend,
         "ease": baselines.EASERecommender().fit(train).recommend,
     }
+    if ITEM_ITEM_SIGNATURE in loaded.signatures:  # the served model's item-item source alone
+        recommenders[ITEM_ITEM] = signature_recommender(loaded, ITEM_ITEM_SIGNATURE, users, items)
     user_slices, item_slices = slices.slice_users_by_activity(train), slices.slice_items_by_popularity(train)
     results: Dict[str, Dict[str, float]] = {}
     by_slice: Dict[str, Dict[str, Dict[str, float]]] = {}

@@ -105,6 +105,10 @@ class PipelineConfig:
         check("", [
             (one_of(self.split, SPLITS), f"split must be 'time' or 'random', got {self.split!r}"),
             (self.span_window >= 1, f"span_window must be >= 1, got {self.span_window}"),
+            (not (self.candidate_ranker.enabled and "item_item" in self.candidate_ranker.sources)
+             or self.item_item.enabled,
+             "candidate_ranker.sources lists 'item_item' while item_item.enabled is false: enable item_item "
+             "or remove 'item_item' from candidate_ranker.sources"),
         ])
         if self.trainer.split != self.split:  # the Trainer cuts its label slice the way the run is split
             object.__setattr__(self, "trainer", dataclasses.replace(self.trainer, split=self.split))

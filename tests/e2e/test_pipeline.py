@@ -79,7 +79,7 @@ def test_model_beats_popularity_and_is_blessed(first_run):
     results = evaluation["results"]
     assert evaluation["blessing"]["blessed"], evaluation["blessing"]
     assert results["two_stage"]["recall_at_20"] > 1.2 * results["popularity"]["recall_at_20"], results
-    for model in ("two_stage", "retrieval_only", "popularity", "ease"):
+    for model in ("two_stage", "retrieval_only", "item_item_only", "popularity", "ease"):
         assert 0.0 <= results[model]["ndcg_at_10"] <= 1.0
     assert results["two_stage"]["rmse"] < results["bias_model"]["rmse"] * 1.5
     assert set(evaluation["slices"]) >= {"cold", "light", "heavy", "head", "tail"}
@@ -95,7 +95,7 @@ def test_tensorboard_has_training_and_evaluation_scalars(first_run):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags.update(value.tag for value in event.summary.value)
     assert "epoch_loss" in tags
-    assert "two_stage/recall_at_20" in tags and "popularity/recall_at_20" in tags
+    assert {"two_stage/recall_at_20", "popularity/recall_at_20", "item_item_only/recall_at_20"} <= tags
     assert {"full/gzip_bytes", "full/recall_at_20", "int8/gzip_bytes"} <= tags  # the compression report
 
 

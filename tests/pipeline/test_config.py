@@ -43,6 +43,7 @@ def test_a_file_and_overrides_reach_every_section(tmp_path):
     ({"synthetic": {"eval_fraction": 1.5}}, "synthetic.eval_fraction must be in \\(0, 1\\)"),
     ({"split": "by-user"}, "split must be 'time' or 'random'"),
     ({"beam": {"direct_running_mode": "threads"}}, "beam.direct_running_mode must be one of"),
+    ({"item_item": {"enabled": False}}, "candidate_ranker.sources lists 'item_item' while item_item.enabled is false"),
 ])
 def test_each_bad_value_is_named_by_its_key_path(tmp_path, values, expected):
     path = tmp_path / "c.json"
@@ -50,6 +51,13 @@ def test_each_bad_value_is_named_by_its_key_path(tmp_path, values, expected):
     with pytest.raises(ConfigError, match=expected) as raised:
         load_config(str(path))
     assert str(raised.value).startswith(str(path))
+
+
+def test_the_ranker_may_go_without_the_item_item_source():
+    sources = ["two_tower", "ease", "popularity", "recent_popularity"]
+    cfg = load_config(None, {"item_item": {"enabled": False}, "candidate_ranker": {"sources": sources}})
+    assert not cfg.item_item.enabled and cfg.candidate_ranker.sources == tuple(sources)
+    assert not load_config(None, {"item_item": {"enabled": False}, "candidate_ranker": {"enabled": False}}).item_item.enabled
 
 
 def test_the_compression_sweep_keeps_the_rest_of_the_compression_config(tmp_path):
