@@ -101,6 +101,8 @@ def test_events_serve_learn_and_rollback_on_the_default_output(first_run, tmp_pa
         learned = versions[-1]
         variant = read_marker(artifacts.locate_base(str(out / "metadata.sqlite")).trained_dir)["variant"]
         assert f"compression variant '{variant}'" in printed and "1 version(s) exported" in printed
+        # The learned version keeps the pushed model's ranker over every default source.
+        assert "candidate ranker over " + ", ".join(cfg.candidate_ranker.sources) in printed, printed
         _wait_for_version(port, learned)
         status, reply = http(port, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["3"]})
         assert status == 200 and len(reply["predictions"][0][F.SERVING_OUTPUT_ITEMS]) == cfg.trainer.top_k
