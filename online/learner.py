@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -70,6 +70,41 @@ def _newest_profiles(raw: Dict[str, np.ndarray]) -> Dict[str, profiles.UserProfi
     order = np.argsort(raw[F.TIMESTAMP], kind="stable")
     return {str(raw[F.USER_ID][i]): (int(raw[F.USER_AGE][i]), str(raw[F.USER_GENDER][i]), str(raw[F.USER_OCCUPATION][i]))
             for i in order}
+
+
+def _with_eval(base: base_data.BaseData, held: Optional[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """The transformed base training columns followed by the eval split's (the columns both have)."""
+    if held is None:
+        return base.train
+    return {name: np.concatenate([base.train[name], held[name]]) for name in base.train if name in held}
+
+
+def _eval_interactions(base: base_data.BaseData, held: Optional[Dict[str, np.ndarray]], serving
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user rows, catalog rows, transformed timestamps) of the eval interactions, mapped by raw id.
+
+    By raw id, not through the Transform vocabularies: an item first rated in the eval split has
+    no vocabulary index of its own, but it has a catalog row.
+    """
+    if held is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    user_row = {key.decode() if isinstance(key, bytes) else str(key): r for r, key in enumerate(serving.user_keys)}
+    item_row = {key.decode() if isinstance(key, bytes) else str(key): r for r, key in enumerate(serving.item_keys)}
+    users = np.array([user_row.get(str(u), -1) for u in base.eval_raw[F.USER_ID]], np.int64)
+    rows = np.array([item_row.get(str(i), -1) for i in base.eval_raw[F.ITEM_ID]], np.int64)
+    known = (users >= 0) & (rows >= 0)
+    times = np.asarray(held[F.TIMESTAMP_XF], np.float64).reshape(len(users), -1)[:, 0]
+    return users[known], rows[known], times[known]
+
+
+def _held_out(train: Tuple[np.ndarray, ...], held: Tuple[np.ndarray, ...]) -> Dict[int, set]:
+    """User row -> catalog rows of its eval interactions that are not training interactions."""
+    trained = set(zip(train[0].tolist(), train[1].tolist()))
+    held_out: Dict[int, set] = {}
+    for user, row in zip(held[0].tolist(), held[1].tolist()):
+        if (user, row) not in trained:
+            held_out.setdefault(user, set()).add(row)
+    return held_out
 
 
 class OnlineLearner:
@@ -127,12 +162,18 @@ class OnlineLearner:
         settings = self._source_settings()
         sourced = {} if settings is None else {"item_item": settings.item_item, "half_life": settings.half_life,
                                                "ease": settings.ease}
-        serving = tables.build_tables([base.train], tft_output, base.catalog, catalog_features, **sourced)
+        # The served tables hold every base interaction, the eval split's too, as the pushed model's do.
+        held = base_data.transform(base.eval_raw, self.layer) if len(base.eval_raw[F.USER_ID]) else None
+        every = _with_eval(base, held)
+        serving = tables.build_tables([every], tft_output, base.catalog, catalog_features, **sourced)
+        trained = tables.interaction_rows(base.train, tft_output, base.catalog[F.ITEM_ID])
+        evaluated = _eval_interactions(base, held, serving)
+        held_out = _held_out(trained, evaluated)
         log = None if settings is None else InteractionLog(
-            *tables.interaction_rows(base.train, tft_output, base.catalog[F.ITEM_ID]))
-        self.tables = online_tables.OnlineTables(serving, base.train, _newest_profiles(base.train_raw), self.layer,
+            *(np.concatenate(columns) for columns in zip(trained, evaluated)))
+        self.tables = online_tables.OnlineTables(serving, every, _newest_profiles(base.train_raw), self.layer,
                                                  (vocab.users, vocab.items), (cfg.reserve_users, cfg.reserve_items),
-                                                 log, settings)
+                                                 log, settings, held_out)
         self.optimizer = optimizer.OnlineOptimizer(self.query, self.candidate, self.trainer, cfg.learning_rate,
                                                    vocab.items + cfg.reserve_items)
         self.replay = optimizer.ReplayBuffer({n: base.train[n] for n in self.optimizer.specs}, cfg.replay_size, cfg.seed)

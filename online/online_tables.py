@@ -7,6 +7,9 @@ Built from the base model's serving tables, then updated event by event:
 * a new item joins the catalog with the features of its events (cold start: its candidate
   embedding comes from those features and the OOV id row until its events are learned), and
   an item whose id is outside the item vocabulary gets the next reserved item row;
+* the base tables hold every base interaction, the eval split's too (as the pushed model's do);
+  `seen` keeps the training and event items only (what the guard may not count as a hit), and
+  `held_out` the eval-only items, which the served seen-item filter adds back;
 * every event adds the item to the user's seen items (no longer recommended to them), to the
   front of the user's history, and to the item's popularity;
 * with a candidate ranker, every interaction is logged, and each export rebuilds the ranker's
@@ -71,15 +74,19 @@ class OnlineTables:
       reserve: (user, item) reserved embedding rows after those sizes.
       log: the base interactions (user row, catalog row, timestamp), when sources are rebuilt.
       source_settings: how the candidate ranker's sources are built (None: no sources).
+      held_out: user row -> catalog rows of its base eval interactions that are not training ones
+        (in `base`'s seen items; kept out of `seen`, added back to the served filter).
     """
 
     log: Optional[InteractionLog] = None
     source_settings: Optional[SourceSettings] = None
+    held_out: Dict[int, set] = {}  # tables pickled before the field existed
 
     def __init__(self, base: ServingTables, base_train: Dict[str, np.ndarray],
                  user_profiles: Dict[str, profiles.UserProfile], transform_layer,
                  index_sizes: Sequence[int], reserve: Sequence[int],
-                 log: Optional[InteractionLog] = None, source_settings: Optional[SourceSettings] = None) -> None:
+                 log: Optional[InteractionLog] = None, source_settings: Optional[SourceSettings] = None,
+                 held_out: Optional[Dict[int, set]] = None) -> None:
         if (log is None) != (source_settings is None):
             raise ValueError("the interaction log and the source settings come together")
         self.log, self.source_settings = log, source_settings
@@ -91,6 +98,9 @@ class OnlineTables:
         self.unknown_user = {k: v[n_users] for k, v in base.user_features.items()}
         splits, values = base.seen_row_splits, base.seen_values
         self.seen = [set(values[splits[r]:splits[r + 1]].tolist()) for r in range(n_users)]
+        self.held_out = {row: set(items) for row, items in (held_out or {}).items()}
+        for row, items in self.held_out.items():
+            self.seen[row] -= items  # the guard's hits to find, not training items
         self.profiles = dict(user_profiles)
         self.item_keys: List[str] = [k.decode() if isinstance(k, bytes) else str(k) for k in base.item_keys]
         self.item_row = {key: row for row, key in enumerate(self.item_keys)}
@@ -217,8 +227,10 @@ class OnlineTables:
         """The tables of the next exported version (unknown user last, as `build_tables`)."""
         user_features = {name: np.concatenate([column.values, np.asarray(self.unknown_user[name])[None]])
                          for name, column in self.user_features.items()}
-        lengths = [len(s) for s in self.seen] + [0]
-        values = np.fromiter((r for s in self.seen for r in sorted(s)), np.int64, sum(lengths))
+        served_seen = [seen | self.held_out[row] if row in self.held_out else seen
+                       for row, seen in enumerate(self.seen)]
+        lengths = [len(s) for s in served_seen] + [0]
+        values = np.fromiter((r for s in served_seen for r in sorted(s)), np.int64, sum(lengths))
         counts = self.counts.values
         popular = np.argsort(-counts, kind="stable")
         tables = ServingTables(

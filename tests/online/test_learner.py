@@ -73,6 +73,26 @@ def test_events_reach_the_exported_version(workspace, tiny_base):
     assert rows == {tables.next_index[F.USER_ID_XF] - 2, tables.next_index[F.USER_ID_XF] - 1}, "each newcomer has its own reserved row"
 
 
+def test_versions_leave_out_the_eval_items_the_pushed_model_leaves_out(workspace, tiny_base):
+    """The served filter holds every base interaction; the guard still scores the eval items."""
+    from ingest import writer
+    from online import base_data
+
+    learner = start_learner(workspace, tiny_base, guard_users=1000)
+    held = base_data.read_raw([writer.split_pattern(str(workspace / "data"), 0, F.EVAL_SPLIT)])
+    eval_items = {}
+    for user, item in zip(held[F.USER_ID], held[F.ITEM_ID]):
+        eval_items.setdefault(str(user), set()).add(str(item))
+    users = sorted(eval_items)
+    served = _recs(_load(workspace, learner.export()), users)
+    assert all(not set(recs) & eval_items[user] for user, recs in zip(users, served))
+    # Those items are still the guard's hits to find: not in its seen items, so its slice is whole.
+    assert len(learner.guard.rows) == len([u for u in users if u in learner.tables.user_row])
+    rows = [learner.tables.user_row[u] for u in users if u in learner.tables.user_row]
+    assert all(learner.tables.held_out.get(r) for r in rows) and not any(
+        learner.tables.held_out[r] & learner.tables.seen[r] for r in rows)
+
+
 def test_guard_blocks_a_harmful_update_and_restores_the_weights(workspace, tiny_base):
     learner = start_learner(workspace, tiny_base, learning_rate=50.0, steps_per_update=20, guard_max_drop=0.05)
     kept = _weights(learner)
