@@ -104,7 +104,7 @@ class TunerConfig:
       max_trials: the trial budget (hyperparameter sets tried).
       max_epochs_per_trial: ceiling of each trial's early-stopped retrieval fit (with
         `trainer.max_epochs`, whichever is lower).
-      seed: seeds the random search.
+      seed: seeds the random search (>= 1: KerasTuner takes 0 as "draw a random seed").
       space: the keys searched and their choices.
       hyperparameters_file: saved best hyperparameters to train with, without tuning ('' none).
     """
@@ -112,7 +112,7 @@ class TunerConfig:
     enabled: bool = False
     max_trials: int = 8
     max_epochs_per_trial: int = 10
-    seed: int = 0
+    seed: int = 1
     space: SearchSpace = SearchSpace()
     hyperparameters_file: str = ""
 
@@ -120,6 +120,7 @@ class TunerConfig:
         check("tuner", [
             (self.max_trials >= 1, f"max_trials must be >= 1, got {self.max_trials}"),
             (self.max_epochs_per_trial >= 1, f"max_epochs_per_trial must be >= 1, got {self.max_epochs_per_trial}"),
+            (self.seed >= 1, f"seed must be >= 1 (KerasTuner draws a random seed for 0), got {self.seed}"),
             (not (self.enabled and self.hyperparameters_file),
              "enabled and hyperparameters_file are both set: tune, or reuse saved hyperparameters, not both"),
         ])

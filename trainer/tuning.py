@@ -128,17 +128,21 @@ def build_tuner(data: HoldoutInputs, vocab: Vocabularies, cfg: TrainerConfig, tu
                 report_dir: str, directory: str) -> RetrievalTuner:
     """The random-search tuner of `tuner_cfg` over `cfg` (each trial's fit bounded by
     `tuner_cfg.max_epochs_per_trial`; its patience is `cfg.early_stopping_patience`, 0: none)."""
-    oracle = keras_tuner.oracles.RandomSearchOracle(
+    max_epochs = min(cfg.max_epochs, tuner_cfg.max_epochs_per_trial)
+    return RetrievalTuner(build_oracle(cfg, tuner_cfg), data, vocab, cfg, max_epochs, report_dir, directory)
+
+
+def build_oracle(cfg: TrainerConfig, tuner_cfg: TunerConfig) -> keras_tuner.Oracle:
+    """KerasTuner's random search over `tuner_cfg.space`, seeded, maximising `objective_name(cfg)`."""
+    return keras_tuner.oracles.RandomSearchOracle(
         objective=keras_tuner.Objective(objective_name(cfg), "max"),
         max_trials=tuner_cfg.max_trials,
-        seed=tuner_cfg.seed,
+        seed=tuner_cfg.seed,  # >= 1: KerasTuner draws a random seed for 0
         hyperparameters=hyperparameters(tuner_cfg.space),
         allow_new_entries=False,
         tune_new_entries=False,
         max_consecutive_failed_trials=1,  # a failing trial stops the search with its error
     )
-    max_epochs = min(cfg.max_epochs, tuner_cfg.max_epochs_per_trial)
-    return RetrievalTuner(oracle, data, vocab, cfg, max_epochs, report_dir, directory)
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:

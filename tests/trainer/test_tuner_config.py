@@ -37,6 +37,7 @@ def test_the_defaults_search_retrieval_keys_and_tuning_is_off():
     ({"max_trials": 0}, "tuner.max_trials must be >= 1, got 0"),
     ({"max_epochs_per_trial": 0}, "tuner.max_epochs_per_trial must be >= 1"),
     ({"trials": 3}, "tuner.trials: unknown key"),
+    ({"seed": 0}, "tuner.seed must be >= 1"),
 ])
 def test_a_bad_tuner_section_names_its_key(values, expected):
     with pytest.raises(ConfigError) as err:

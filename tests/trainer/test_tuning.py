@@ -58,6 +58,16 @@ def test_tuned_config_reads_a_keras_tuner_hyperparameters_config():
     assert tuned_config(TrainerConfig(), None) == (TrainerConfig(), {})
 
 
+def test_the_search_is_seeded_by_the_config():
+    from trainer.config import TrainerConfig
+    from trainer.tuner_config import TunerConfig
+    from trainer.tuning import build_oracle
+
+    oracle = build_oracle(TrainerConfig(validation_cutoff=10), TunerConfig(seed=5, max_trials=3))
+    assert (oracle.seed, oracle.max_trials, oracle.objective.name) == (5, 3, "val_recall_at_10")
+    assert build_oracle(TrainerConfig(), TunerConfig()).seed == TunerConfig().seed
+
+
 def test_report_writes_the_table_the_png_and_a_scalar_per_trial(tmp_path):
     from trainer import tuning_report
 
