@@ -1,8 +1,9 @@
 """ReportingTuner: TFX's `Tuner` whose trial report lands in its own `tuner_results` output.
 
-The executor is TFX's Tuner executor with two changes: it hands the tuner module the folder
+The executor is TFX's Tuner executor with three changes: it hands the tuner module the folder
 `<tuner_results>/trials` (custom_config `report_dir`: `trainer.tuning` writes each trial's
-TensorBoard logs and the trial table and PNG there), and it fails with the trials' errors when
+TensorBoard logs and the trial table and PNG there), it leaves out KerasTuner's printed search
+and results summaries (the trial table replaces them), and it fails with the trials' errors when
 no trial completed (TFX's own executor would fail on an empty list instead).
 """
 
@@ -37,7 +38,8 @@ class Executor(tuner_executor.Executor):
         custom = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
         custom[REPORT_DIR_KEY] = report_dir(results_uri)
         properties = {**exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom)}
-        tuner = tuner_executor.search(input_dict, properties, self._get_tmp_dir())
+        # KerasTuner's own summaries print to stdout; the trial table is the report's
+        tuner = tuner_executor.search(input_dict, properties, self._get_tmp_dir(), print_tuning_summary=False)
         if not tuner.oracle.get_best_trials(1):
             messages = [t.message for t in tuner.oracle.trials.values() if t.message]
             raise RuntimeError(f"no tuning trial completed: {messages[-1] if messages else 'no trial ran'}")

@@ -116,6 +116,8 @@ class RetrievalTuner(keras_tuner.engine.base_tuner.BaseTuner):
         board = tf.keras.callbacks.TensorBoard(tuning_report.trial_log_dir(self.report_dir, trial.trial_id),
                                                update_freq="epoch")
         model.fit(self.data.fit, epochs=self.max_epochs, callbacks=[stopper, board], verbose=2)
+        logger.info("trial %s: %s = %.4f at epoch %d", trial.trial_id, objective_name(cfg), stopper.best,
+                    stopper.best_epoch)
         return {objective_name(cfg): stopper.best, "best_epoch": float(stopper.best_epoch)}
 
     def on_search_end(self) -> None:
@@ -159,4 +161,5 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     vocab = inputs.vocabularies(tft_output)
     data = holdout_inputs.training_inputs(fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg)
     tuner = build_tuner(data, vocab, cfg, tuner_cfg, report_dir, fn_args.working_dir)
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={})
+    # verbose 0: KerasTuner's per-trial display stays off the terminal (each trial is logged)
+    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})

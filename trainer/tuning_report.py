@@ -9,6 +9,7 @@ chart is drawn with matplotlib's Agg canvas (no pyplot, no display).
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from typing import Any, Dict, Iterable, List, Sequence
@@ -111,7 +112,7 @@ def write_report(report_dir: str, rows: Sequence[Row], objective: str) -> Dict[s
     """
     tf.io.gfile.makedirs(report_dir)
     table = format_table(rows, objective)
-    print(f"Tuner trials ({len(rows)}):\n{table}", flush=True)
+    logging.info("Tuner trials (%d):\n%s", len(rows), table)
     paths = {"table": os.path.join(report_dir, TABLE_FILE), "chart": os.path.join(report_dir, CHART_FILE),
              "tensorboard": os.path.join(report_dir, SUMMARY_SUBDIR)}
     with tf.io.gfile.GFile(paths["table"], "w") as handle:
