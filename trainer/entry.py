@@ -147,7 +147,7 @@ def tuned_config(cfg: TrainerConfig, hyperparameters: Optional[dict]) -> Tuple[T
     if not hyperparameters:
         return cfg, {}
     tuned, applied = apply_hyperparameters(cfg, hyperparameters.get("values", {}))
-    logging.info("applied hyperparameters: %s", json.dumps(applied, sort_keys=True))
+    print(f"applied hyperparameters: {json.dumps(applied, sort_keys=True)}", flush=True)
     return tuned, applied
 
 

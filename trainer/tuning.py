@@ -14,6 +14,7 @@ Each trial's epoch curve goes to TensorBoard under the report folder, and once t
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any, Dict, Mapping, Tuple
@@ -103,7 +104,6 @@ class RetrievalTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         """Trains with the trial's values; returns the best epoch's Recall@K and the epoch."""
         cfg, applied = apply_hyperparameters(self.cfg, trial.hyperparameters.values)
-        logger.info("trial %s: %s", trial.trial_id, applied)
         tf.keras.utils.set_random_seed(cfg.seed)
         strategy = tf.distribute.get_strategy()
         policy = distribution.precision_policy(cfg.mixed_precision, strategy)
@@ -116,8 +116,8 @@ class RetrievalTuner(keras_tuner.engine.base_tuner.BaseTuner):
         board = tf.keras.callbacks.TensorBoard(tuning_report.trial_log_dir(self.report_dir, trial.trial_id),
                                                update_freq="epoch")
         model.fit(self.data.fit, epochs=self.max_epochs, callbacks=[stopper, board], verbose=2)
-        logger.info("trial %s: %s = %.4f at epoch %d", trial.trial_id, objective_name(cfg), stopper.best,
-                    stopper.best_epoch)
+        print(f"trial {trial.trial_id}: {json.dumps(applied, sort_keys=True)}: {objective_name(cfg)} = "
+              f"{stopper.best:.4f} at epoch {stopper.best_epoch}", flush=True)
         return {objective_name(cfg): stopper.best, "best_epoch": float(stopper.best_epoch)}
 
     def on_search_end(self) -> None:
@@ -161,5 +161,5 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     vocab = inputs.vocabularies(tft_output)
     data = holdout_inputs.training_inputs(fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg)
     tuner = build_tuner(data, vocab, cfg, tuner_cfg, report_dir, fn_args.working_dir)
-    # verbose 0: KerasTuner's per-trial display stays off the terminal (each trial is logged)
+    # verbose 0: KerasTuner's per-trial display stays off the terminal (run_trial prints one line)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})

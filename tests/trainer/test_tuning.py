@@ -127,7 +127,7 @@ def test_two_trials_score_the_label_slice_recall_and_are_reported(searched):
         assert curve[int(trial.metrics.get_best_value("best_epoch")) - 1] == pytest.approx(score)
 
 
-def test_run_fn_trains_with_the_best_hyperparameters(searched, transformed_tiny, tmp_path, monkeypatch):
+def test_run_fn_trains_with_the_best_hyperparameters(searched, transformed_tiny, tmp_path, monkeypatch, capsys):
     from tfx.components.trainer.fn_args_utils import FnArgs
 
     from trainer import entry, train
@@ -144,4 +144,5 @@ def test_run_fn_trains_with_the_best_hyperparameters(searched, transformed_tiny,
                         hyperparameters=json.loads(json.dumps(best.get_config()))))
     summary = json.loads((tmp_path / "model" / entry.SUMMARY_FILE).read_text())
     assert summary["hyperparameters"] == best.values
+    assert f"applied hyperparameters: {json.dumps(best.values, sort_keys=True)}" in capsys.readouterr().out
     assert configs and all(cfg.learning_rate == best.values["learning_rate"] for cfg in configs)
