@@ -90,7 +90,8 @@ def test_the_trainer_applies_the_tuners_best_hyperparameters(tuned_run):
         trials = json.load(handle)
     assert len(trials) == 2
     report = report_dir(results.uri)
-    table = open(os.path.join(report, tuning_report.TABLE_FILE), encoding="utf-8").read().splitlines()
+    with open(os.path.join(report, tuning_report.TABLE_FILE), encoding="utf-8") as handle:
+        table = handle.read().splitlines()
     assert len(table) == 2 + 2 and "val_recall_at_20" in table[0]
     best_row = max(trials, key=lambda t: t["score"])
     assert any(line.endswith("| * |") and f"| {best_row['learning_rate']:.4g} |" in line for line in table[2:])
