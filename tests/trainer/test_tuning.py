@@ -146,3 +146,19 @@ def test_run_fn_trains_with_the_best_hyperparameters(searched, transformed_tiny,
     assert summary["hyperparameters"] == best.values
     assert f"applied hyperparameters: {json.dumps(best.values, sort_keys=True)}" in capsys.readouterr().out
     assert configs and all(cfg.learning_rate == best.values["learning_rate"] for cfg in configs)
+
+
+def test_a_failing_trial_stops_the_search_with_its_error(tmp_path):
+    from trainer.config import TrainerConfig
+    from trainer.tuner_config import TunerConfig
+    from trainer.tuning import RetrievalTuner, build_oracle
+
+    class Broken(RetrievalTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            raise ValueError("the fit part is empty")
+
+    oracle = build_oracle(TrainerConfig(), TunerConfig(max_trials=3))
+    tuner = Broken(oracle, None, None, TrainerConfig(), 1, str(tmp_path / "report"), str(tmp_path / "work"))
+    with pytest.raises(RuntimeError, match="the fit part is empty"):
+        tuner.search(verbose=0)
+    assert len(oracle.trials) == 1  # stopped at the first failure, not after the whole budget
