@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 from core.config_loader import ConfigError, check, from_dict
 from trainer.config import TrainerConfig
@@ -33,6 +33,7 @@ class SearchSpace:
     embedding_dim: Tuple[int, ...] = (32, 64)
     optimizer: Tuple[str, ...] = ()
     embedding_l2: Tuple[float, ...] = ()
+    tower_layers: Tuple[Tuple[int, ...], ...] = ()  # e.g. [[64], [128, 64], []] ([]: no dense layer)
 
     def __post_init__(self) -> None:
         problems = []
@@ -53,6 +54,31 @@ class SearchSpace:
 
 
 TUNABLE_KEYS = tuple(f.name for f in dataclasses.fields(SearchSpace))
+LAYERS_KEY = "tower_layers"  # a KerasTuner Choice holds scalars: layer widths travel as "128-64"
+NO_LAYERS = "none"
+
+
+def encode_choice(key: str, value: Any) -> Any:
+    """`value` of `key` as a KerasTuner `Choice` value (layer widths as a string)."""
+    if key != LAYERS_KEY:
+        return value
+    return "-".join(str(width) for width in value) or NO_LAYERS
+
+
+def decode_values(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Hyperparameter values as `TrainerConfig` values (layer-width strings back to lists).
+
+    Raises:
+      ConfigError: a `tower_layers` value is neither a list nor a string like '128-64' or 'none'.
+    """
+    decoded = dict(values)
+    layers = decoded.get(LAYERS_KEY)
+    if isinstance(layers, str):
+        parts = [] if layers == NO_LAYERS else layers.split("-")
+        if not all(part.isdigit() for part in parts):
+            raise ConfigError(f"{LAYERS_KEY}: expected layer widths like '128-64' or '{NO_LAYERS}', got {layers!r}")
+        decoded[LAYERS_KEY] = [int(part) for part in parts]
+    return decoded
 
 
 def read_hyperparameters(path: str) -> Dict[str, Any]:
@@ -88,7 +114,7 @@ def read_hyperparameters(path: str) -> Dict[str, Any]:
         (not unknown, f"unknown hyperparameters {unknown} (tunable: {', '.join(TUNABLE_KEYS)})"),
     ])
     try:
-        from_dict(TrainerConfig, values, "trainer")
+        from_dict(TrainerConfig, decode_values(values), "trainer")
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from err
     return values

@@ -30,7 +30,7 @@ from trainer.config import TrainerConfig
 from trainer.early_stopping import BestEpoch, RecallAtK
 from trainer.holdout import HoldoutInputs
 from trainer.towers import Vocabularies
-from trainer.tuner_config import TUNABLE_KEYS, SearchSpace, TunerConfig
+from trainer.tuner_config import TUNABLE_KEYS, SearchSpace, TunerConfig, decode_values, encode_choice
 
 TRAINER_KEY = "trainer"  # custom_config keys of the Tuner
 TUNER_KEY = "tuner"
@@ -53,10 +53,11 @@ def recall_stopper(cfg: TrainerConfig, data: HoldoutInputs) -> BestEpoch:
 
 
 def hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
-    """The KerasTuner search space of `space`: one `Choice` per searched key."""
+    """The KerasTuner search space of `space`: one `Choice` per searched key (layer widths as
+    strings, `tuner_config.encode_choice`)."""
     hp = keras_tuner.HyperParameters()
     for key, choices in space.searched().items():
-        hp.Choice(key, list(choices))
+        hp.Choice(key, [encode_choice(key, choice) for choice in choices])
     return hp
 
 
@@ -78,7 +79,7 @@ def apply_hyperparameters(cfg: TrainerConfig, values: Mapping[str, Any]) -> Tupl
     ignored = sorted(set(values) - set(applied))
     if ignored:
         logger.warning("hyperparameters %s are not tunable and were not applied", ignored)
-    merged = {**dataclasses.asdict(cfg), **applied}
+    merged = {**dataclasses.asdict(cfg), **decode_values(applied)}
     return from_dict(TrainerConfig, merged, "trainer"), applied
 
 

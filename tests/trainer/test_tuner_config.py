@@ -37,6 +37,7 @@ def test_the_defaults_search_retrieval_keys_and_tuning_is_off():
     ({"max_trials": 0}, "tuner.max_trials must be >= 1, got 0"),
     ({"max_epochs_per_trial": 0}, "tuner.max_epochs_per_trial must be >= 1"),
     ({"trials": 3}, "tuner.trials: unknown key"),
+    ({"space": {"tower_layers": [[64], [0]]}}, "tuner.space.tower_layers: choice (0,) is invalid"),
     ({"seed": 0}, "tuner.seed must be >= 1"),
 ])
 def test_a_bad_tuner_section_names_its_key(values, expected):
@@ -52,8 +53,9 @@ def test_a_searched_space_becomes_the_searched_keys():
 
 
 def test_a_saved_hyperparameters_file_is_read_and_checked(tmp_path):
-    path = _saved(tmp_path / "ok", {"learning_rate": 0.01, "optimizer": "adagrad"})
-    assert read_hyperparameters(str(path)) == {"learning_rate": 0.01, "optimizer": "adagrad"}
+    values = {"learning_rate": 0.01, "optimizer": "adagrad", "tower_layers": "128-64"}
+    path = _saved(tmp_path / "ok", values)
+    assert read_hyperparameters(str(path)) == values
     assert _load({"hyperparameters_file": str(path)}).hyperparameters_file == str(path)
 
 
@@ -64,6 +66,7 @@ def test_a_saved_hyperparameters_file_is_read_and_checked(tmp_path):
     ("unknown_key", "unknown hyperparameters ['batch_size']"),
     ("bad_value", "trainer.temperature must be > 0"),
     ("not_alone", "must be alone in its folder"),
+    ("bad_layers", "tower_layers: expected layer widths like '128-64' or 'none', got '64-x'"),
 ])
 def test_a_bad_hyperparameters_file_is_one_config_error(tmp_path, case, expected):
     folder = tmp_path / case
@@ -78,6 +81,8 @@ def test_a_bad_hyperparameters_file_is_one_config_error(tmp_path, case, expected
         _saved(folder, {"batch_size": 64})
     elif case == "bad_value":
         _saved(folder, {"temperature": -0.5})
+    elif case == "bad_layers":
+        _saved(folder, {"tower_layers": "64-x"})
     elif case == "not_alone":
         _saved(folder, {"temperature": 0.5})
         (folder / "notes.txt").write_text("x")

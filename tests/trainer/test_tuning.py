@@ -58,6 +58,21 @@ def test_tuned_config_reads_a_keras_tuner_hyperparameters_config():
     assert tuned_config(TrainerConfig(), None) == (TrainerConfig(), {})
 
 
+def test_layer_widths_are_searched_as_strings_and_applied_as_layers():
+    from trainer.config import TrainerConfig
+    from trainer.tuner_config import SearchSpace
+    from trainer.tuning import apply_hyperparameters, hyperparameters
+
+    space = SearchSpace(learning_rate=(), temperature=(), embedding_dim=(), tower_layers=((128, 64), (), (32,)))
+    hp = hyperparameters(space)
+    assert hp.space[0].values == ["128-64", "none", "32"]
+    for encoded, layers in (("128-64", (128, 64)), ("none", ()), ("32", (32,))):
+        cfg, applied = apply_hyperparameters(TrainerConfig(), {"tower_layers": encoded})
+        assert cfg.tower_layers == layers and applied == {"tower_layers": encoded}
+    with pytest.raises(ConfigError, match="tower_layers: expected layer widths"):
+        apply_hyperparameters(TrainerConfig(), {"tower_layers": "wide"})
+
+
 def test_the_search_is_seeded_by_the_config():
     from trainer.config import TrainerConfig
     from trainer.tuner_config import TunerConfig
@@ -95,7 +110,8 @@ def searched(transformed_tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("tuning")
     custom = {tuning.TRAINER_KEY: TINY_TRAINER,
               tuning.TUNER_KEY: {"max_trials": 2, "max_epochs_per_trial": 2,
-                                 "space": {"learning_rate": [0.003, 0.03], "temperature": [], "embedding_dim": [8]}},
+                                 "space": {"learning_rate": [0.03], "temperature": [], "embedding_dim": [8],
+                                           "tower_layers": [[], [8]]}},
               tuning.REPORT_DIR_KEY: str(root / "report")}
     fn_args = FnArgs(train_files=[transformed_tiny.train_pattern], eval_files=[transformed_tiny.train_pattern],
                      transform_graph_path=transformed_tiny.transform_dir, working_dir=str(root / "work"),
@@ -110,7 +126,7 @@ def test_two_trials_score_the_label_slice_recall_and_are_reported(searched):
 
     tuner, report = searched
     trials = list(tuner.oracle.trials.values())
-    assert len(trials) == 2 and {t.hyperparameters.values["learning_rate"] for t in trials} == {0.003, 0.03}
+    assert len(trials) == 2 and {t.hyperparameters.values["tower_layers"] for t in trials} == {"none", "8"}
     assert tuner.oracle.objective.name == "val_recall_at_2"
     table = (report / tuning_report.TABLE_FILE).read_text().splitlines()
     assert len(table) == 4 and "val_recall_at_2" in table[0]
@@ -145,7 +161,8 @@ def test_run_fn_trains_with_the_best_hyperparameters(searched, transformed_tiny,
     summary = json.loads((tmp_path / "model" / entry.SUMMARY_FILE).read_text())
     assert summary["hyperparameters"] == best.values
     assert f"applied hyperparameters: {json.dumps(best.values, sort_keys=True)}" in capsys.readouterr().out
-    assert configs and all(cfg.learning_rate == best.values["learning_rate"] for cfg in configs)
+    layers = () if best.values["tower_layers"] == "none" else (8,)
+    assert configs and all((cfg.learning_rate, cfg.tower_layers) == (0.03, layers) for cfg in configs)
 
 
 def test_a_failing_trial_stops_the_search_with_its_error(tmp_path):
