@@ -73,6 +73,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides).with_paths(args.output)  # every value checked before any work
     if args.compression_sweep:
         cfg = cfg.with_compression_sweep()
+    if args.tune:
+        cfg = cfg.with_tuning()
     if args.data is not None and not os.path.exists(args.data):
         raise UserInputError(f"--data {args.data}: no such file or folder")
     if not args.verbose:
@@ -132,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-compress", action="store_true", help="serve the Trainer's networks without CompressModel")
     run.add_argument("--compression-sweep", action="store_true",
                      help="build and measure every compression variant, not only the likely winners")
+    run.add_argument("--tune", action="store_true",
+                     help="search the retrieval hyperparameters with a Tuner node first (config section 'tuner'); "
+                          "the Trainer trains with the best ones")
     run.add_argument("--verbose", action="store_true",
                      help="show TensorFlow/Beam/TFX output here instead of OUTPUT/logs/recsys-run.log")
     run.set_defaults(func=_cmd_run)

@@ -9,11 +9,16 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from components.tuner import REPORT_SUBDIR
 from compression.report import REPORT_PNG
 from pipeline.config import PipelineConfig
+from trainer.tuner_config import HYPERPARAMETERS_FILE_NAME
+from trainer.tuning_report import CHART_FILE, TABLE_FILE
 
 EVALUATION_GLOB = os.path.join("EvaluateModel", "evaluation", "*", "metrics.json")
 COMPRESSION_GLOB = os.path.join("CompressModel", "report", "*", "report.md")
+TUNING_GLOB = os.path.join("Tuner", "tuner_results", "*", REPORT_SUBDIR, TABLE_FILE)
+BEST_HYPERPARAMETERS = os.path.join("Tuner", "best_hyperparameters", "{execution}", HYPERPARAMETERS_FILE_NAME)
 SUMMARY_METRICS = ("recall_at_10", "recall_at_20", "ndcg_at_10", "recall_at_100", "top100_interaction_hit_rate", "coverage_at_100", "rmse")
 
 
@@ -39,6 +44,23 @@ def latest_compression_report(pipeline_root: str) -> Optional[str]:
     """Path of the newest CompressModel report.md, or None (no compression ran)."""
     paths = glob.glob(os.path.join(pipeline_root, COMPRESSION_GLOB))
     return max(paths, key=lambda p: int(p.split(os.sep)[-2])) if paths else None
+
+
+def tuning_lines(pipeline_root: str) -> List[str]:
+    """The newest Tuner execution's trial table, where its plot and best hyperparameters lie, and
+    how to reuse them; [] when no Tuner ran."""
+    paths = glob.glob(os.path.join(pipeline_root, TUNING_GLOB))
+    if not paths:
+        return []
+    newest = max(paths, key=lambda p: int(p.split(os.sep)[-3]))
+    report = os.path.dirname(newest)
+    best = os.path.join(pipeline_root, BEST_HYPERPARAMETERS.format(execution=newest.split(os.sep)[-3]))
+    with open(newest, encoding="utf-8") as handle:
+        table = handle.read().strip()
+    return [f"Tuner trials ({report}):", table,
+            f"(plot: {os.path.join(report, CHART_FILE)}; TensorBoard: {report})",
+            f"Best hyperparameters: {best}",
+            f'Reuse them without tuning: config "tuner": {{"hyperparameters_file": "{best}"}}', ""]
 
 
 def evaluation_table(results: Dict[str, Dict[str, float]]) -> str:
@@ -73,6 +95,8 @@ def run_summary(cfg: PipelineConfig, wall_s: float, data_report: Dict[str, objec
     if report:
         with open(report, encoding="utf-8") as handle:
             lines += ["", handle.read().strip(), f"(plot: {os.path.join(os.path.dirname(report), REPORT_PNG)})", ""]
+    if cfg.tuner.enabled:
+        lines += tuning_lines(cfg.pipeline_root)
     evaluation = latest_evaluation(cfg.pipeline_root)
     if evaluation:
         blessing = evaluation["blessing"]

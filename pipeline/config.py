@@ -20,9 +20,10 @@ from ingest.config import SyntheticDataConfig
 from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.config import TrainerConfig
 from trainer.item_item_config import ItemItemConfig
+from trainer.tuner_config import TunerConfig
 
 __all__ = ["BeamConfig", "PipelineConfig", "ConfigError", "load_config", "to_dict",
-           "TrainerConfig", "EvaluationConfig", "CompressionConfig", "SyntheticDataConfig"]
+           "TrainerConfig", "EvaluationConfig", "CompressionConfig", "SyntheticDataConfig", "TunerConfig"]
 
 DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 SPLITS = ("time", "random")
@@ -100,6 +101,9 @@ class PipelineConfig:
     # sources, merged and ranked by a learned ranker (BuildServingModel trains it).
     candidate_ranker: CandidateRankerConfig = CandidateRankerConfig()
     item_item: ItemItemConfig = ItemItemConfig()
+    # The optional Tuner node before the Trainer (`recsys run --tune`), or saved best
+    # hyperparameters the Trainer reuses without tuning (`tuner.hyperparameters_file`).
+    tuner: TunerConfig = TunerConfig()
 
     def __post_init__(self) -> None:
         check("", [
@@ -137,6 +141,13 @@ class PipelineConfig:
         except ConfigError as err:
             raise ConfigError(f"compression.{err}") from err
 
+    def with_tuning(self) -> "PipelineConfig":
+        """A copy with the Tuner node on (`tuner.enabled`).
+
+        Raises:
+          ConfigError: the config also names saved hyperparameters to reuse.
+        """
+        return dataclasses.replace(self, tuner=dataclasses.replace(self.tuner, enabled=True))
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> PipelineConfig:

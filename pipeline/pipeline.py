@@ -6,6 +6,8 @@ interactions ─ OrderedImportExampleGen ─ StatisticsGen ─ ExampleValidator 
                                                                    └─ EvaluateModel ─ blessing ─► Pusher ◄┘
 latest blessed model (Resolver) ─► EvaluateModel (the gate's baseline)
                                 └► Trainer (warm start, when `warm_start` is set)
+Transform ─ Tuner ─ best_hyperparameters ─► Trainer   (when `tuner.enabled`: `recsys run --tune`)
+hyperparameters_importer ─────────────────► Trainer   (when `tuner.hyperparameters_file` is set)
 
 OrderedImportExampleGen is TFX's ImportExampleGen without its in-memory shuffle before the write
 (`components.import_examples`); Transform's own statistics are off unless `transform_statistics`.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Any, Optional, Tuple
 
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, range_config_pb2
@@ -30,14 +33,17 @@ from components.compress_model import CompressModel
 from components.evaluate_model import EvaluateModel
 from components.import_examples import OrderedImportExampleGen
 from components.push_model import AtomicPusher
+from components.tuner import ReportingTuner
 from components.validation_gate import ValidationGate
 from core import features as F
 from pipeline import curated_schema
 from pipeline.config import PipelineConfig
 from trainer.entry import HPARAMS_KEY
+from trainer.tuning import TRAINER_KEY, TUNER_KEY
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.entry.run_fn"
+TUNER_FN = "trainer.tuning.tuner_fn"
 INTERACTIONS_DIR = "interactions"
 ITEMS_DIR = "items"
 
@@ -62,6 +68,33 @@ def interactions_output_config(split: str) -> example_gen_pb2.Output:
         example_gen_pb2.SplitConfig.Split(name=F.TRAIN_SPLIT, hash_buckets=8),
         example_gen_pb2.SplitConfig.Split(name=F.EVAL_SPLIT, hash_buckets=2),
     ]))
+
+
+def hyperparameters_source(cfg: PipelineConfig, transform, import_schema) -> Tuple[Optional[Any], Optional[Any]]:
+    """The node whose HyperParameters artifact the Trainer applies, and that artifact's channel.
+
+    `tuner.enabled`: a Tuner searching on the transformed train split (its `best_hyperparameters`);
+    `tuner.hyperparameters_file`: an Importer of that file's folder (saved values reused);
+    otherwise (None, None).
+    """
+    if cfg.tuner.enabled:
+        tuner = ReportingTuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=import_schema.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
+            eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
+            custom_config={TRAINER_KEY: dataclasses.asdict(cfg.trainer), TUNER_KEY: dataclasses.asdict(cfg.tuner)},
+        ).with_id("Tuner")
+        return tuner, tuner.outputs["best_hyperparameters"]
+    if cfg.tuner.hyperparameters_file:
+        importer = tfx.dsl.Importer(
+            source_uri=os.path.dirname(os.path.abspath(cfg.tuner.hyperparameters_file)),
+            artifact_type=tfx.types.standard_artifacts.HyperParameters,
+        ).with_id("hyperparameters_importer")
+        return importer, importer.outputs["result"]
+    return None, None
 
 
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -105,6 +138,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    tuning, hyperparameters = hyperparameters_source(cfg, transform, import_schema)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -113,6 +147,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         base_model=latest_blessed.outputs["model"] if cfg.warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
+        hyperparameters=hyperparameters,
         custom_config={HPARAMS_KEY: dataclasses.asdict(cfg.trainer)},
     )
     to_serve, compress = trainer.outputs["model"], None
@@ -167,7 +202,8 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_root=cfg.pipeline_root,
         components=[
             interactions, items, statistics, import_schema, validator, gate, transform, latest_blessed,
-            trainer, *([compress] if compress is not None else []), build, evaluate, pusher,
+            *([tuning] if tuning is not None else []), trainer, *([compress] if compress is not None else []),
+            build, evaluate, pusher,
         ],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +28,7 @@ from trainer import bias_model, distribution, export, holdout_inputs, inputs, tr
 from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
 from trainer.early_stopping import BestEpoch, RecallAtK
+from trainer.tuning import apply_hyperparameters, recall_stopper
 
 HPARAMS_KEY = "trainer"
 TRAINED_SUBDIR = "trained"  # beside a serving model's Format-Serving: the networks it was built from
@@ -124,13 +125,30 @@ def _stoppers(cfg: TrainerConfig, data: holdout_inputs.HoldoutInputs) -> Dict[st
     """The early-stopping callbacks of the fit-part fit, by stage (none when it is off)."""
     if not cfg.early_stopping_patience:
         return {}
-    recall = BestEpoch(f"val_recall_at_{cfg.validation_cutoff}", "max", cfg.early_stopping_patience,
-                       compute=RecallAtK(data.validation, cfg.validation_cutoff))
+    recall = recall_stopper(cfg, data)
     if cfg.multitask:
         return {"multitask": recall}
     rmse = BestEpoch("val_rmse", "min", cfg.early_stopping_patience,
                      evaluate_before=lambda model: model.evaluate(data.label, verbose=0, return_dict=True)["rmse"])
     return {"retrieval": recall, "ranking": rmse}
+
+
+def tuned_config(cfg: TrainerConfig, hyperparameters: Optional[dict]) -> Tuple[TrainerConfig, Dict[str, object]]:
+    """`cfg` with the Trainer's `hyperparameters` input applied (the Tuner's best, or imported).
+
+    Args:
+      cfg: the configured Trainer settings.
+      hyperparameters: `fn_args.hyperparameters`: a KerasTuner `HyperParameters` config
+        (`{"space": [...], "values": {...}}`), or None when the Trainer has no such input.
+
+    Returns:
+      The config to train with and the values applied (empty without hyperparameters).
+    """
+    if not hyperparameters:
+        return cfg, {}
+    tuned, applied = apply_hyperparameters(cfg, hyperparameters.get("values", {}))
+    print(f"applied hyperparameters: {json.dumps(applied, sort_keys=True)}", flush=True)
+    return tuned, applied
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -148,7 +166,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     4. `serving_model_dir/training_summary.json` records the epochs, the validation curves, the
        rating RMSE against the bias model, and which data each network saw.
     """
-    cfg = from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer")
+    cfg, hyperparameters = tuned_config(from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer"),
+                                        fn_args.hyperparameters)
     # First: a cluster strategy (TF_CONFIG) configures the runtime before any other op runs.
     strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -180,7 +199,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "split": cfg.split, "validation_fraction": cfg.validation_fraction, "input": data.mode,
         "examples": data.counts, "validation_users": data.validation.users,
         "early_stopping": {stage: stopper.summary() for stage, stopper in stoppers.items()},
-        "epochs": epochs,
+        "epochs": epochs, "hyperparameters": hyperparameters,
     }
     if not stoppers:
         summary["validation_at_end"] = {
