@@ -35,6 +35,7 @@ from tfx.utils import io_utils, path_utils
 from components.artifact_files import split_files
 from compression.serving_variants import Int8ServingModel, ServingContext, make_serving_model, serving_model_class
 from core import features as F
+from core import tfrecord_columns
 from core.config_loader import from_dict
 from trainer import export, inputs, tables
 from trainer.candidate_ranker import save_ranker
@@ -69,6 +70,7 @@ def build_serving_model(
     ranker_dir: Optional[str] = None,
     eval_patterns: Sequence[str] = (),
     full_export_dir: Optional[str] = None,
+    raw_eval_patterns: Sequence[str] = (),
 ) -> str:
     """Builds and exports the serving model (and the all-interactions one); returns `export_dir`.
 
@@ -88,6 +90,8 @@ def build_serving_model(
       ranker_dir: where the trained ranker is saved (None: not saved).
       eval_patterns: transformed eval examples, added to the tables of the full model.
       full_export_dir: where the model with tables from every interaction goes (None: not built).
+      raw_eval_patterns: raw eval examples; their interactions with items outside the Transform's
+        item vocabulary (first rated in the eval split) join the full model's tables by raw id.
     """
     networks = export.load_trained(trained_dir)
     tft_output = tft.TFTransformOutput(transform_dir)
@@ -117,9 +121,10 @@ def build_serving_model(
         def finalize(tmp_dir: str) -> None:
             warmup.write_warmup_requests(tmp_dir, warmup_model_name, users)
 
-    def export_with(interactions: dict, directory: str) -> str:
+    def export_with(interactions: dict, directory: str, extra=None) -> str:
         context = ServingContext.from_interactions(tft_output, catalog, item_features, interactions, options,
-                                                   item_item=item_item, candidate_ranker=trained_ranker)
+                                                   item_item=item_item, candidate_ranker=trained_ranker,
+                                                   extra_interactions=extra)
         logging.info("serving model: %d known users, %d catalog items", len(context.tables.user_keys),
                      len(context.tables.item_keys))
         return export.export_serving(make_serving_model(networks, context, int8_candidates), directory,
@@ -127,11 +132,16 @@ def build_serving_model(
 
     export_with(train, export_dir)
     if full_export_dir:
-        every = train
+        every, extra = train, None
         if eval_patterns:
             held_out = _read_interactions(eval_patterns, tft_output)
             every = {name: np.concatenate([train[name], held_out[name]]) for name in train}
-        export_with(every, full_export_dir)
+        if raw_eval_patterns:
+            raw = tfrecord_columns.read_columns(raw_eval_patterns, [F.USER_ID, F.ITEM_ID, F.TIMESTAMP],
+                                                required=False, decode_strings=True)
+            extra = tables.out_of_vocabulary_interactions(raw, tft_output, catalog[F.ITEM_ID])
+            logging.info("full serving model: %d eval interactions with items outside the vocabulary", len(extra[0]))
+        export_with(every, full_export_dir, extra)
     return export_dir
 
 
@@ -144,6 +154,7 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
     serving_model: OutputArtifact[standard_artifacts.Model],
     full_serving_model: OutputArtifact[standard_artifacts.Model],
     trained_model: InputArtifact[standard_artifacts.Model] = None,  # optional input
+    examples: InputArtifact[standard_artifacts.Examples] = None,  # optional: the raw interactions
     model_name: Parameter[str] = "recsys",
     top_k: Parameter[int] = 100,
     candidates_to_rank: Parameter[int] = 100,
@@ -174,6 +185,7 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
         ranker_dir=ranker_dir,
         eval_patterns=split_files(transformed_examples, F.EVAL_SPLIT),
         full_export_dir=path_utils.serving_model_path(full_serving_model.uri),
+        raw_eval_patterns=split_files(examples, F.EVAL_SPLIT) if examples is not None else (),
     )
     for artifact in (serving_model, full_serving_model):
         if trainer_dir is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Dict, Optional, Sequence, Type
+from typing import Dict, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import tensorflow as tf
@@ -63,15 +63,17 @@ class ServingContext:
         options: ServingOptions,
         item_item: Optional[ItemItemConfig] = None,
         candidate_ranker: Optional[TrainedRanker] = None,
+        extra_interactions: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
     ) -> "ServingContext":
         """The context of already-read interactions (`tables.USER_COLUMNS`); with a candidate
-        ranker the tables also carry its popularity sources, at the ranker's half-life."""
+        ranker the tables also carry its popularity sources, at the ranker's half-life;
+        `extra_interactions` as `tables.build_tables` takes them."""
         half_life = candidate_ranker.half_life if candidate_ranker is not None else None
         ease = None
         if candidate_ranker is not None and "ease" in candidate_ranker.sources:
             ease = (candidate_ranker.ease_items, candidate_ranker.ease_l2)
         table = tables.build_tables([interactions], tft_output, catalog, item_features, item_item=item_item,
-                                    half_life=half_life, ease=ease)
+                                    half_life=half_life, ease=ease, extra_interactions=extra_interactions)
         return cls(tft_output, catalog, item_features, table, options, candidate_ranker)
 
     @classmethod

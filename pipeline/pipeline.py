@@ -169,6 +169,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         transformed_examples=transform.outputs["transformed_examples"],
         items=items.outputs["examples"],
         trained_model=trainer.outputs["model"],
+        examples=interactions.outputs["examples"],
         model_name=cfg.pipeline_name,
         top_k=cfg.trainer.top_k,
         candidates_to_rank=cfg.trainer.candidates_to_rank,

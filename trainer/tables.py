@@ -119,6 +119,41 @@ def interaction_rows(data: Dict[str, np.ndarray], tf_transform_output: tft.TFTra
             np.asarray(data[F.TIMESTAMP_XF][known], np.float64))
 
 
+def out_of_vocabulary_interactions(raw: Dict[str, np.ndarray], tf_transform_output: tft.TFTransformOutput,
+                                   catalog_keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw interactions of vocabulary users with catalog items outside the item vocabulary.
+
+    Items first rated after the Transform analysed the training split (e.g. in a temporal eval
+    split) have no vocabulary index, so the transformed examples cannot tell them apart; their
+    raw ids still name a catalog row.
+
+    Args:
+      raw: raw columns `F.USER_ID`, `F.ITEM_ID` (str) and `F.TIMESTAMP`.
+      tf_transform_output: the Transform output (vocabularies, timestamp transform).
+      catalog_keys: the catalog's item ids, in row order.
+
+    Returns:
+      (user rows, catalog rows, transformed timestamps) for `build_tables(extra_interactions=...)`.
+    """
+    user_index = {key: i for i, key in enumerate(_decoded(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB)))}
+    item_vocab = set(_decoded(tf_transform_output.vocabulary_by_name(F.ITEM_ID_VOCAB)))
+    catalog_row = {key: r for r, key in enumerate(_decoded(catalog_keys))}
+    users = np.array([user_index.get(u, -1) for u in _decoded(raw[F.USER_ID])], np.int64)
+    items = _decoded(raw[F.ITEM_ID])
+    rows = np.array([catalog_row.get(i, -1) if i not in item_vocab else -1 for i in items], np.int64)
+    keep = (users >= 0) & (rows >= 0)
+    stamps = np.asarray(raw[F.TIMESTAMP], np.int64)[keep]
+    times = np.zeros(0, np.float64)
+    if keep.any():
+        layer = tf_transform_output.transform_features_layer()
+        times = layer({F.TIMESTAMP: tf.constant(stamps[:, None])})[F.TIMESTAMP_XF].numpy().reshape(-1)
+    return users[keep], rows[keep], times.astype(np.float64)
+
+
+def _decoded(values) -> list:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values, dtype=object)]
+
+
 def build_tables(
     train_batches: Iterable[Dict[str, np.ndarray]],
     tf_transform_output: tft.TFTransformOutput,
@@ -127,6 +162,7 @@ def build_tables(
     item_item: Optional[ItemItemConfig] = None,
     half_life: Optional[float] = None,
     ease: Optional[Tuple[int, float]] = None,
+    extra_interactions: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
 ) -> ServingTables:
     """Per-user and per-item tables from transformed training batches and the catalog.
 
@@ -135,7 +171,10 @@ def build_tables(
     `item_item` config the tables also carry the item-item source, learned from the same
     (user, catalog row) interactions as the seen-item filter. With `half_life` they also carry
     the popularity sources (`trainer.candidate_sources`) the candidate ranker reads; with
-    `ease` = (block items, l2) the EASE block (`trainer.ease_block`).
+    `ease` = (block items, l2) the EASE block (`trainer.ease_block`). `extra_interactions` =
+    (user rows, catalog rows, transformed timestamps) join the seen-item filter, popularity and
+    every source, but not the user features (`out_of_vocabulary_interactions`: interactions
+    with items the Transform vocabulary does not hold).
     """
     data = concat_batches(train_batches)
     user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
@@ -159,18 +198,22 @@ def build_tables(
         data[F.USER_ID_XF][in_vocab], data[F.ITEM_ID_XF][in_vocab], data[F.TIMESTAMP_XF][in_vocab], n_users
     )
 
+    times = np.asarray(data[F.TIMESTAMP_XF][known], np.float64)
+    if extra_interactions is not None:
+        extra_users, extra_rows, extra_times = extra_interactions
+        users = np.concatenate([users, np.asarray(extra_users, users.dtype)])
+        rows = np.concatenate([rows, np.asarray(extra_rows, rows.dtype)])
+        times = np.concatenate([times, np.asarray(extra_times, np.float64)])
     pairs = np.unique(np.stack([users, rows], axis=1), axis=0)
     row_splits = np.searchsorted(pairs[:, 0], np.arange(n_users + 2)).astype(np.int64)
     counts = np.bincount(rows, minlength=len(catalog_keys)).astype(np.float64)
     popular = np.argsort(-counts, kind="stable")
     item_item_tables = None
     if item_item is not None and item_item.enabled:
-        item_item_tables = build_item_item_tables(
-            users, rows, data[F.TIMESTAMP_XF][known], n_users, len(catalog_keys), item_item
-        )
+        item_item_tables = build_item_item_tables(users, rows, times, n_users, len(catalog_keys), item_item)
     sources = None
     if half_life is not None:
-        sources = popularity_tables(users, rows, data[F.TIMESTAMP_XF][known], n_users, len(catalog_keys), half_life)
+        sources = popularity_tables(users, rows, times, n_users, len(catalog_keys), half_life)
     ease_tables = fit_ease_block(users, rows, len(catalog_keys), *ease) if ease is not None else None
     return ServingTables(
         user_keys=user_vocab.astype(bytes),
