@@ -79,22 +79,18 @@ def _with_eval(base: base_data.BaseData, held: Optional[Dict[str, np.ndarray]]) 
     return {name: np.concatenate([base.train[name], held[name]]) for name in base.train if name in held}
 
 
-def _eval_interactions(base: base_data.BaseData, held: Optional[Dict[str, np.ndarray]], serving
-                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(user rows, catalog rows, transformed timestamps) of the eval interactions, mapped by raw id.
-
-    By raw id, not through the Transform vocabularies: an item first rated in the eval split has
-    no vocabulary index of its own, but it has a catalog row.
-    """
+def _eval_interactions(base: base_data.BaseData, held: Optional[Dict[str, np.ndarray]], tft_output
+                       ) -> Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]:
+    """(every eval interaction, those with items outside the Transform vocabulary), each as
+    (user rows, catalog rows, transformed timestamps); the latter found by raw id
+    (`tables.out_of_vocabulary_interactions`), as BuildServingModel finds them."""
     if held is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    user_row = {key.decode() if isinstance(key, bytes) else str(key): r for r, key in enumerate(serving.user_keys)}
-    item_row = {key.decode() if isinstance(key, bytes) else str(key): r for r, key in enumerate(serving.item_keys)}
-    users = np.array([user_row.get(str(u), -1) for u in base.eval_raw[F.USER_ID]], np.int64)
-    rows = np.array([item_row.get(str(i), -1) for i in base.eval_raw[F.ITEM_ID]], np.int64)
-    known = (users >= 0) & (rows >= 0)
-    times = np.asarray(held[F.TIMESTAMP_XF], np.float64).reshape(len(users), -1)[:, 0]
-    return users[known], rows[known], times[known]
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+        return empty, empty
+    catalog_keys = base.catalog[F.ITEM_ID]
+    in_vocabulary = tables.interaction_rows(held, tft_output, catalog_keys)
+    outside = tables.out_of_vocabulary_interactions(base.eval_raw, tft_output, catalog_keys)
+    return tuple(np.concatenate(columns) for columns in zip(in_vocabulary, outside)), outside
 
 
 def _held_out(train: Tuple[np.ndarray, ...], held: Tuple[np.ndarray, ...]) -> Dict[int, set]:
@@ -165,9 +161,10 @@ class OnlineLearner:
         # The served tables hold every base interaction, the eval split's too, as the pushed model's do.
         held = base_data.transform(base.eval_raw, self.layer) if len(base.eval_raw[F.USER_ID]) else None
         every = _with_eval(base, held)
-        serving = tables.build_tables([every], tft_output, base.catalog, catalog_features, **sourced)
+        evaluated, outside = _eval_interactions(base, held, tft_output)
+        serving = tables.build_tables([every], tft_output, base.catalog, catalog_features, extra_interactions=outside,
+                                      **sourced)
         trained = tables.interaction_rows(base.train, tft_output, base.catalog[F.ITEM_ID])
-        evaluated = _eval_interactions(base, held, serving)
         held_out = _held_out(trained, evaluated)
         log = None if settings is None else InteractionLog(
             *(np.concatenate(columns) for columns in zip(trained, evaluated)))
