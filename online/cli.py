@@ -165,6 +165,14 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     if bool(args.trained_dir) != bool(args.transform_dir):
         print("error: give both --trained-dir and --transform-dir, or neither", file=sys.stderr)
         return EXIT_INVALID
+    if args.ranker_dir and not args.trained_dir:
+        print("error: --ranker-dir goes with --trained-dir (without them the ranker is found in the metadata store)",
+              file=sys.stderr)
+        return EXIT_INVALID
+    if args.ranker_dir and not os.path.isfile(os.path.join(args.ranker_dir, "ranker.json")):
+        print(f"error: --ranker-dir {args.ranker_dir}: no ranker.json there (give the pushed model's "
+              "candidate_ranker folder)", file=sys.stderr)
+        return EXIT_INVALID
     if args.trained_dir:
         trained_dir, transform_dir, ranker_dir = args.trained_dir, args.transform_dir, args.ranker_dir or ""
     else:

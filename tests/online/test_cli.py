@@ -76,6 +76,16 @@ def test_learn_needs_both_base_folders(tmp_path, capsys):
     assert "both --trained-dir and --transform-dir" in capsys.readouterr().err
 
 
+def test_learn_refuses_a_ranker_folder_alone_or_without_a_ranker(tmp_path, capsys):
+    alone = ["learn", "--output", str(tmp_path), "--ranker-dir", str(tmp_path)]
+    assert cli.main(alone) == cli.EXIT_INVALID
+    assert "--ranker-dir goes with --trained-dir" in capsys.readouterr().err
+    empty = ["learn", "--output", str(tmp_path), "--trained-dir", str(tmp_path), "--transform-dir", str(tmp_path),
+             "--ranker-dir", str(tmp_path)]
+    assert cli.main(empty) == cli.EXIT_INVALID
+    assert "no ranker.json there" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_learn_exports_a_version_for_new_events(tmp_path, tiny_base, capsys):
     import shutil
