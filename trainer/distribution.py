@@ -2,8 +2,9 @@
 
 Every choice is made from the config and the visible hardware, and logged:
 
-* strategy: TPUStrategy when a TPU is configured, MultiWorkerMirroredStrategy when TF_CONFIG
-  names several workers (its input: `trainer.multi_worker`), MirroredStrategy over the visible GPUs, else the default strategy;
+* strategy: TPUStrategy when a TPU is configured; from TF_CONFIG's cluster (`cluster_strategy_name`)
+  'parameter_server' when it names parameter servers, MultiWorkerMirroredStrategy when it names
+  several workers (its input: `trainer.multi_worker`); MirroredStrategy over the visible GPUs, else the default strategy;
   `TrainerConfig.strategy` overrides the automatic choice;
 * precision: 'auto' means mixed_float16 on GPU and mixed_bfloat16 on TPU/CPU;
 * compile options: XLA `jit_compile` and `steps_per_execution` (train steps fused per call);
@@ -50,6 +51,28 @@ def tf_config_workers(tf_config: Optional[str]) -> int:
     """
     cluster = _parse_tf_config(tf_config).get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def cluster_strategy_name(name: str, tf_config: Optional[str], tpu_address: str = "") -> str:
+    """'auto' resolved by the cluster that TF_CONFIG names (as Vertex AI sets it in each pool).
+
+    Args:
+      name: the configured `TrainerConfig.strategy`; anything but 'auto' is returned as is.
+      tf_config: the TF_CONFIG value, or None when unset.
+      tpu_address: TPU name or grpc address; with one, 'auto' stays 'auto' (TPUStrategy).
+
+    Returns:
+      'parameter_server' when the cluster has parameter servers ('ps'), 'multi_worker' when it
+      has several workers (chief included), else `name`.
+
+    Raises:
+      ValueError: TF_CONFIG is not a JSON object.
+    """
+    if name != "auto" or tpu_address:
+        return name
+    if _parse_tf_config(tf_config).get("cluster", {}).get("ps"):
+        return "parameter_server"
+    return "multi_worker" if tf_config_workers(tf_config) > 1 else name
 
 
 def resolve_strategy_name(name: str, gpus: int, workers: int, tpu_address: str) -> str:
@@ -157,6 +180,7 @@ def choose_strategy(
       RuntimeError: no TPU can be used at `tpu_address` (the message names it).
     """
     env = os.environ if environ is None else environ
+    name = cluster_strategy_name(name, env.get("TF_CONFIG"), tpu_address)
     tf_config = _parse_tf_config(env.get("TF_CONFIG"))
     workers = tf_config_workers(env.get("TF_CONFIG"))
     # A cluster strategy configures the runtime, so it comes before any op (listing devices too).
