@@ -4,6 +4,11 @@
 may use (`ResourceConfig`: CPU, memory, GPU type and count, node selector) and how the pushed
 model is served on Kubernetes (`ServingDeployConfig`). `load_kubeflow_config` reads it from
 JSON; resources per component are keyed by the component ids of `create_pipeline`.
+
+`vertex_training` (`pipeline.vertex_training.VertexTrainingConfig`) switches the Trainer to a
+Vertex AI CustomJob on chief / worker / parameter-server pools. The Trainer's pod then only
+submits that job and waits for it, so it gets `vertex_launcher_resources` (no accelerator)
+instead of its `component_resources` entry; the pools' machines and accelerators train.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from core.config_loader import ConfigError, build_config, load_json_config
+from pipeline.vertex_training import VertexTrainingConfig
+
+TRAINER_ID = "Trainer"  # the Trainer's component id in create_pipeline
 
 
 class KubeflowConfigError(ConfigError):
@@ -108,6 +116,11 @@ class KubeflowConfig:
         ("EvaluateModel", ResourceConfig(cpu_request=2, cpu_limit=4, memory_request_gb=8, memory_limit_gb=16)),
     )
     serving: ServingDeployConfig = ServingDeployConfig()
+    vertex_training: VertexTrainingConfig = VertexTrainingConfig()
+    # The Trainer's pod under vertex_training: it submits the CustomJob and polls it.
+    vertex_launcher_resources: ResourceConfig = ResourceConfig(
+        cpu_request=0.5, cpu_limit=1, memory_request_gb=1, memory_limit_gb=2
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.component_resources, Mapping):
@@ -117,9 +130,19 @@ class KubeflowConfig:
             raise KubeflowConfigError(f"component_resources names a component twice: {ids}")
         if not self.image or ":" not in self.image.rsplit("/", 1)[-1]:
             raise KubeflowConfigError(f"image needs an explicit tag (name:tag), got {self.image!r}")
+        if self.vertex_launcher_resources.gpu_count:
+            raise KubeflowConfigError(
+                "vertex_launcher_resources: the pod that submits the Vertex job needs no accelerator; "
+                "set the pools' accelerators in vertex_training.chief / workers"
+            )
 
     def resources_for(self, component_id: str) -> ResourceConfig:
-        """The resources of one component (the defaults unless configured)."""
+        """The resources of one component's pod (the defaults unless configured).
+
+        Under `vertex_training` the Trainer's pod is the job's launcher: `vertex_launcher_resources`.
+        """
+        if component_id == TRAINER_ID and self.vertex_training.enabled:
+            return self.vertex_launcher_resources
         return dict(self.component_resources).get(component_id, self.default_resources)
 
     def output_path(self, *parts: str) -> str:
@@ -155,8 +178,9 @@ def kubeflow_config_from_dict(values: Mapping[str, Any], where: str = "kubeflow 
             built.append((name, build_config(ResourceConfig, _labels_as_pairs(resources),
                                              f"{where}.component_resources.{name}", KubeflowConfigError)))
         values["component_resources"] = built
-    if "default_resources" in values:
-        values["default_resources"] = _labels_as_pairs(values["default_resources"])
+    for key in ("default_resources", "vertex_launcher_resources"):
+        if key in values:
+            values[key] = _labels_as_pairs(values[key])
     serving = values.get("serving")
     if isinstance(serving, Mapping) and "resources" in serving:
         values["serving"] = {**serving, "resources": _labels_as_pairs(serving["resources"])}

@@ -14,6 +14,11 @@ writes, with TFX's KubeflowV2DagRunner:
 All paths lie under `KubeflowConfig.output_root` (a gs:// URI in production). Beam components
 get the arguments of the configured runner (`pipeline.beam_args`); on Dataflow, Flink or Spark
 the pipeline image is also the Beam SDK worker image unless another one is configured.
+
+With `vertex_training.enabled` in the Kubeflow config, the Trainer compiles as TFX's Vertex
+Training extension: its task submits a Vertex AI CustomJob whose chief, worker and
+parameter-server pools all run the pipeline image (`pipeline.vertex_training`), and the task's
+own pod gets the launcher's resources.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from kubeflow import resources
-from kubeflow.config import KubeflowConfig
+from kubeflow.config import TRAINER_ID, KubeflowConfig
 from pipeline.config import PipelineConfig
+from pipeline.vertex_training import VertexTrainerJob
 
 DEFAULT_ROOT_KEY = "defaultPipelineRoot"
 
@@ -52,10 +58,12 @@ def project_root() -> pathlib.Path:
 
 
 def kubeflow_pipeline_config(cfg: PipelineConfig, kf: KubeflowConfig) -> PipelineConfig:
-    """`cfg` with its paths under `kf.output_root` and the Beam arguments of its runner.
+    """`cfg` with its paths under `kf.output_root`, the Beam arguments of its runner and, when
+    `kf.vertex_training` is on, the Trainer's Vertex job on the pipeline image.
 
     Raises:
-      ValueError: the Beam runner lacks a setting it needs.
+      ValueError: the Beam runner lacks a setting it needs, or `trainer.strategy` disagrees
+        with the cluster the Vertex pools form (ConfigError).
     """
     beam = cfg.beam
     if beam.runner != "DirectRunner" and not beam.sdk_container_image:
@@ -67,6 +75,7 @@ def kubeflow_pipeline_config(cfg: PipelineConfig, kf: KubeflowConfig) -> Pipelin
         data_root=kf.output_path("data"),
         serving_model_dir=kf.output_path("serving_model"),
         beam=beam,
+        vertex_trainer=VertexTrainerJob(kf.vertex_training, kf.image) if kf.vertex_training.enabled else None,
     )
 
 
@@ -136,7 +145,7 @@ def compile_pipeline(cfg: PipelineConfig, kf: KubeflowConfig, output_dir: str) -
 
 
 def resource_table(compiled: CompiledPipeline, kf: KubeflowConfig) -> str:
-    """One line per task: CPU, memory, accelerator and node selector."""
+    """One line per task: CPU, memory, accelerator and node selector; then the Vertex pools."""
     lines = [f"{'component':<32} {'cpu req/lim':>12} {'mem GB req/lim':>15} {'gpu':>22}  node selector"]
     for task in sorted(compiled.tasks):
         r = kf.resources_for(task)
@@ -146,6 +155,12 @@ def resource_table(compiled: CompiledPipeline, kf: KubeflowConfig) -> str:
             f"{task:<32} {r.cpu_request:>5g}/{r.cpu_limit:<6g} {r.memory_request_gb:>7g}/{r.memory_limit_gb:<7g} "
             f"{gpu:>22}  {selector}"
         )
+    if kf.vertex_training.enabled and TRAINER_ID in compiled.tasks:
+        lines.append(f"{TRAINER_ID} runs on Vertex AI Training in {kf.vertex_training.region} "
+                     f"(the task above only launches it):")
+        for name, pool in kf.vertex_training.pools:
+            gpu = f"{pool.accelerator_count} x {pool.accelerator_type}" if pool.accelerator_count else "-"
+            lines.append(f"  {name:<18} {pool.replica_count} x {pool.machine_type:<16} accelerators: {gpu}")
     return "\n".join(lines)
 
 
@@ -165,6 +180,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:  # every value of both configs is checked before anything is compiled
         kf = load_kubeflow_config(args.kubeflow_config)
         cfg = load_config(args.config)
+        kubeflow_pipeline_config(cfg, kf)  # the Beam runner's settings and the Vertex pools against cfg
     except ValueError as err:  # ConfigError, KubeflowConfigError: one line naming the key
         print(f"kubeflow.runner: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

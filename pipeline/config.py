@@ -17,6 +17,7 @@ from compression.config import CompressionConfig
 from core.config_loader import ConfigError, check, from_dict, one_of, read_json_object
 from evaluation.config import EvaluationConfig
 from ingest.config import SyntheticDataConfig
+from pipeline.vertex_training import VertexTrainerJob
 from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.config import TrainerConfig
 from trainer.item_item_config import ItemItemConfig
@@ -104,6 +105,9 @@ class PipelineConfig:
     # The optional Tuner node before the Trainer (`recsys run --tune`), or saved best
     # hyperparameters the Trainer reuses without tuning (`tuner.hyperparameters_file`).
     tuner: TunerConfig = TunerConfig()
+    # The Trainer as a Vertex AI CustomJob on worker pools (`pipeline.vertex_training`). Set by
+    # the Kubeflow runner from its config's `vertex_training`, never read from a pipeline file.
+    vertex_trainer: Optional[VertexTrainerJob] = None
 
     def __post_init__(self) -> None:
         check("", [
@@ -113,6 +117,7 @@ class PipelineConfig:
              or self.item_item.enabled,
              "candidate_ranker.sources lists 'item_item' while item_item.enabled is false: enable item_item "
              "or remove 'item_item' from candidate_ranker.sources"),
+            self.vertex_trainer.strategy_rule(self.trainer.strategy) if self.vertex_trainer else (True, ""),
         ])
         if self.trainer.split != self.split:  # the Trainer cuts its label slice the way the run is split
             object.__setattr__(self, "trainer", dataclasses.replace(self.trainer, split=self.split))
@@ -166,6 +171,10 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
     """
     values: Dict[str, Any] = read_json_object(path) if path is not None else {}
     values.update(overrides or {})
+    if "vertex_trainer" in values:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}vertex_trainer: not a pipeline setting; switch the Trainer to Vertex AI "
+                          "with vertex_training in the Kubeflow config")
     try:
         return from_dict(PipelineConfig, values)
     except ConfigError as err:

@@ -15,7 +15,9 @@ CompressModel is present when `compress` is set (the default); without it BuildS
 serves the Trainer's networks. BuildServingModel trains the candidate ranker and writes two
 models with the same weights: `serving_model` (tables from the train split), which EvaluateModel
 judges on the eval split, and `full_serving_model` (tables from every interaction), which the
-Pusher pushes once the first is blessed.
+Pusher pushes once the first is blessed. With `vertex_trainer` set (the Kubeflow runner's
+`vertex_training` switch) the Trainer is TFX's Vertex Training extension: the same `run_fn` as a
+Vertex AI CustomJob on chief, worker and parameter-server pools (`pipeline.vertex_training`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,17 @@ def hyperparameters_source(cfg: PipelineConfig, transform, import_schema) -> Tup
     return None, None
 
 
+def trainer_class(cfg: PipelineConfig) -> type:
+    """TFX's Vertex Training Trainer when `cfg.vertex_trainer` is set, else the in-pod Trainer.
+
+    Both take the same arguments and run the same `run_fn`; the Vertex one submits it as a
+    CustomJob on the worker pools named in its custom_config (`pipeline.vertex_training`).
+    """
+    if cfg.vertex_trainer is not None:
+        return tfx.extensions.google_cloud_ai_platform.Trainer
+    return tfx.components.Trainer
+
+
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     """The recommender pipeline for `cfg`; reads no environment and touches no file."""
     interactions = OrderedImportExampleGen(
@@ -139,7 +152,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     tuning, hyperparameters = hyperparameters_source(cfg, transform, import_schema)
-    trainer = tfx.components.Trainer(
+    trainer = trainer_class(cfg)(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -148,7 +161,8 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         train_args=tfx.proto.TrainArgs(splits=[F.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[F.EVAL_SPLIT]),
         hyperparameters=hyperparameters,
-        custom_config={HPARAMS_KEY: dataclasses.asdict(cfg.trainer)},
+        custom_config={HPARAMS_KEY: dataclasses.asdict(cfg.trainer),
+                       **(cfg.vertex_trainer.custom_config() if cfg.vertex_trainer else {})},
     )
     to_serve, compress = trainer.outputs["model"], None
     if cfg.compress:
