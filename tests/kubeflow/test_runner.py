@@ -132,6 +132,7 @@ def test_unknown_component_in_resources_is_an_error(compiled):
 @pytest.mark.parametrize("which, values, expected", [
     ("--config", {"trainer": {"epochs": "three"}}, "trainer.epochs: expected an integer, got 'three'"),
     ("--kubeflow-config", {"imagee": "x:1"}, "imagee: unknown key"),
+    ("--config", {"beam": {"runner": "DataflowRunner"}}, "DataflowRunner needs beam.project, beam.region"),
 ])
 def test_a_bad_config_is_one_line_and_exit_2(tmp_path, capsys, which, values, expected):
     import json

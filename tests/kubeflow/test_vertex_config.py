@@ -68,6 +68,10 @@ def test_bad_pools_are_one_line_errors_through_the_runner(tmp_path, capsys, vert
 
 
 def test_the_launcher_pod_takes_no_gpu():
+    launcher = {"cpu_request": 0.25, "cpu_limit": 0.5, "node_selector": {"pool": "cpu"}}
+    kf = kubeflow_config_from_dict({"vertex_training": ON, "vertex_launcher_resources": launcher})
+    assert kf.resources_for("Trainer").node_labels == {"pool": "cpu"}
+    assert kf.resources_for("CompressModel").gpu_count == 1  # only the Trainer moves to Vertex
     with pytest.raises(ConfigError, match="vertex_launcher_resources: the pod that submits the Vertex job needs no"):
         kubeflow_config_from_dict({"vertex_launcher_resources": {"gpu_type": "nvidia.com/gpu", "gpu_count": 1}})
 
