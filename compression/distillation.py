@@ -24,7 +24,7 @@ import tensorflow_recommenders as tfrs
 from compression.config import CompressionConfig
 from compression.finetune import TrainingData, copy_network
 from core import features as F
-from trainer import distribution, export, towers
+from trainer import distribution, export, towers, train
 from trainer.config import TrainerConfig
 
 
@@ -112,11 +112,13 @@ class DistilledRanking(tfrs.Model):
 def build_student(vocab: towers.Vocabularies, trainer_cfg: TrainerConfig,
                   cfg: CompressionConfig) -> export.Networks:
     """Fresh student networks: the project's towers at the student's (smaller) size, with the
-    Trainer's ranking regularisation."""
+    Trainer's query features (user-id embedding or not) and regularisation."""
     dim = cfg.student_embedding_dim
     return export.Networks(
-        towers.build_query_tower(vocab, dim, cfg.student_tower_layers),
-        towers.build_candidate_tower(vocab, dim, cfg.student_tower_layers),
+        towers.build_query_tower(vocab, dim, cfg.student_tower_layers,
+                                 user_id_embedding=trainer_cfg.user_id_embedding,
+                                 embedding_l2=trainer_cfg.embedding_l2),
+        towers.build_candidate_tower(vocab, dim, cfg.student_tower_layers, embedding_l2=trainer_cfg.embedding_l2),
         towers.build_ranking_model(vocab, dim, cfg.student_ranking_layers,
                                    trainer_cfg.ranking_cross_layers, trainer_cfg.ranking_low_rank,
                                    trainer_cfg.ranking_embedding_l2),
@@ -130,7 +132,8 @@ def distill(teacher: export.Networks, data: TrainingData, trainer_cfg: TrainerCo
     Args:
       teacher: the trained full networks (left unchanged).
       data: training batches.
-      trainer_cfg: the Trainer's losses and learning rates.
+      trainer_cfg: the Trainer's losses, optimizer and learning rates (the student is trained
+        as the Trainer trains its networks).
       cfg: the student's size, epochs, temperature and alpha.
       alpha: overrides `cfg.distillation_alpha` (0: labels only, the no-teacher baseline).
     """
@@ -146,8 +149,7 @@ def distill(teacher: export.Networks, data: TrainingData, trainer_cfg: TrainerCo
         frozen(teacher.candidate_tower), trainer_cfg, alpha, cfg.distillation_temperature,
         data.item_probabilities,
     )
-    retrieval.compile(optimizer=tf.keras.optimizers.Adagrad(
-        distribution.learning_rate(trainer_cfg.learning_rate, trainer_cfg)))
+    retrieval.compile(optimizer=train.retrieval_optimizer(trainer_cfg))
     retrieval.fit(data.train, epochs=cfg.student_epochs, verbose=2)
     ranking = DistilledRanking(student.ranking_model, frozen(teacher.ranking_model), alpha)
     ranking.compile(optimizer=tf.keras.optimizers.Adam(

@@ -143,16 +143,20 @@ def median_latency_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -
     return statistics.median(times)
 
 
-def serving_latency(saved_model_dir: str, user_ids: Sequence[str], batch_sizes: Sequence[int],
+def serving_latency(loaded: object, user_ids: Sequence[str], batch_sizes: Sequence[int],
                     repeats: int) -> Dict[int, float]:
-    """Median latency (ms) of `serving_default` at each batch size, users drawn from `user_ids`."""
+    """Median latency (ms) of `serving_default` at each batch size, users drawn from `user_ids`.
+
+    Args:
+      loaded: a SavedModel loaded with `tf.saved_model.load`.
+    """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from core import features as F  # pylint: disable=import-outside-toplevel
 
     if not len(user_ids):
         raise ValueError("latency needs at least one user id")
-    fn = tf.saved_model.load(saved_model_dir).signatures[F.SERVING_SIGNATURE]
+    fn = loaded.signatures[F.SERVING_SIGNATURE]
     out = {}
     for size in batch_sizes:
         batch = tf.constant([str(user_ids[i % len(user_ids)]) for i in range(size)])
@@ -160,22 +164,22 @@ def serving_latency(saved_model_dir: str, user_ids: Sequence[str], batch_sizes: 
     return out
 
 
-def evaluate_serving(saved_model_dir: str, split: EvalSplit, cutoffs: Sequence[int],
+def evaluate_serving(loaded: object, split: EvalSplit, cutoffs: Sequence[int],
                      max_users: Optional[int]) -> Dict[str, float]:
     """Two-stage top-K metrics, retrieval-only recall/NDCG and RMSE of a serving SavedModel.
 
     The same recommenders, protocol and user sample as `evaluation.model_eval.evaluate`
     (without its baselines, which do not depend on the model).
 
+    Args:
+      loaded: the serving SavedModel, loaded with `tf.saved_model.load`.
+
     Returns:
       metric -> value: the two-stage metrics under their own names, `retrieval_recall_at_K` /
       `retrieval_ndcg_at_K`, `rmse` and `mae`.
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
     from core import features as F  # pylint: disable=import-outside-toplevel
 
-    loaded = tf.saved_model.load(saved_model_dir)
     users, items = split.train.user_index, split.train.item_index
     two_stage = model_eval.signature_recommender(loaded, F.SERVING_SIGNATURE, users, items)
     metrics = dict(protocol.evaluate_top_k(two_stage, split.train, split.eval, cutoffs, max_users))

@@ -49,3 +49,40 @@ def test_distilled_student_beats_the_student_trained_on_labels_only(teacher, wor
                                           for n, i in zip(with_teacher.ranking_model.input_names,
                                                           with_teacher.ranking_model.inputs)}).numpy()
     assert np.all(np.isfinite(ratings))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_student_is_built_and_trained_as_the_trainer_builds_and_trains(world, trainer_cfg, optimizer, monkeypatch):
+    """The student takes the Trainer's query features (no user-id embedding when the Trainer
+    has none), embedding L2 and retrieval optimizer, not a fixed recipe of its own."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from compression.finetune import load_training_data
+    from trainer import train
+
+    cfg = dataclasses.replace(trainer_cfg, user_id_embedding=False, embedding_l2=1e-3, optimizer=optimizer,
+                              learning_rate=0.01)
+    student = distillation.build_student(
+        load_training_data(world.transform_dir, [world.transformed_train], cfg, 1).vocab, cfg,
+        CompressionConfig(student_embedding_dim=4, student_tower_layers=()))
+    names = [layer.name for layer in student.query_tower.layers]
+    assert "user_id_embedding" not in names, names
+    assert student.query_tower.losses, "the Trainer's embedding L2 must reach the student's towers"
+
+    used = []
+    real = train.retrieval_optimizer
+
+    def spy(config):
+        optimizer_ = real(config)
+        used.append(optimizer_)
+        return optimizer_
+
+    monkeypatch.setattr(train, "retrieval_optimizer", spy)
+    data = load_training_data(world.transform_dir, [world.transformed_train], cfg, 1)
+    distillation.distill(student, data, cfg, CompressionConfig(student_embedding_dim=4, student_tower_layers=(),
+                                                                student_epochs=1))
+    expected = tf.keras.optimizers.Adam if optimizer == "adam" else tf.keras.optimizers.Adagrad
+    assert len(used) == 1 and isinstance(used[0], expected), used
+    assert float(used[0].learning_rate) == pytest.approx(0.01)
