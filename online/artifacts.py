@@ -139,3 +139,31 @@ def locate_base(metadata_path: str) -> BaseArtifacts:
     ranker_dir = os.path.join(serving_models[0].uri, RANKER_SUBDIR)
     return BaseArtifacts(os.path.join(served.uri, SERVING_MODEL_DIR), graphs[0].uri, version, variant,
                          ranker_dir if os.path.isdir(ranker_dir) else "")
+
+
+NETWORK_DIRS = ("query_tower", "candidate_tower", "ranking_model")  # trainer.export.NETWORKS
+TRANSFORM_GRAPH_FILE = os.path.join("transform_fn", "saved_model.pb")
+RANKER_SPEC = "ranker.json"  # trainer.candidate_ranker.SPEC_FILE
+
+
+def check_base_dirs(trained_dir: str, transform_dir: str, ranker_dir: str = "") -> None:
+    """Checks that the learner's base folders hold what it loads, before anything is loaded.
+
+    Args:
+      trained_dir: the networks (`trainer.export.save_trained` layout).
+      transform_dir: the Transform graph.
+      ranker_dir: the candidate ranker's folder, or "" when the base has none.
+
+    Raises:
+      BaseNotFoundError: a folder, or a part the learner loads from it, is missing; the message
+        names the path.
+    """
+    needed = [(trained_dir, os.path.join(trained_dir, name), "networks") for name in NETWORK_DIRS]
+    needed.append((transform_dir, os.path.join(transform_dir, TRANSFORM_GRAPH_FILE), "Transform graph"))
+    if ranker_dir:
+        needed.append((ranker_dir, os.path.join(ranker_dir, RANKER_SPEC), "candidate ranker"))
+    for folder, part, what in needed:
+        if not os.path.isdir(folder):
+            raise BaseNotFoundError(f"{what} folder {folder} does not exist")
+        if not os.path.exists(part):
+            raise BaseNotFoundError(f"{what} folder {folder} lacks {os.path.relpath(part, folder)}")

@@ -180,6 +180,7 @@ def _cmd_learn(args: argparse.Namespace) -> int:
         trained_dir, transform_dir, ranker_dir = base.trained_dir, base.transform_dir, base.ranker_dir
         served = f"compression variant '{base.variant}'" if base.variant else "the Trainer's networks"
         print(f"[learn] base: pushed version {base.pushed_version or '?'}, served networks: {served} ({trained_dir})")
+    artifacts.check_base_dirs(trained_dir, transform_dir, ranker_dir)
     paths = LearnerPaths(_path(args, "log", "events"), _path(args, "data", "data"),
                          _path(args, "serving_model_dir", "serving_model"), _path(args, "state", "online"),
                          trained_dir, transform_dir, ranker_dir)

@@ -97,3 +97,23 @@ def test_a_compression_sweep_beside_explicit_variants_is_one_line_and_exit_2(tmp
     (line,) = _errors(result)
     assert "compression.sweep" in line and "explicit variants" in line
     assert not (tmp_path / "out" / "data").exists()
+
+
+def test_learn_on_missing_or_incomplete_base_folders_is_one_line_and_exit_2(tmp_path):
+    """Checked before TensorFlow loads anything: the folder or the part that is missing is named."""
+    missing = recsys("learn", "--output", str(tmp_path), "--trained-dir", str(tmp_path / "nope"),
+                     "--transform-dir", str(tmp_path / "nope2"))
+    assert missing.returncode == 2, missing.stderr
+    assert "Traceback" not in missing.stderr + missing.stdout
+    (line,) = _errors(missing)
+    assert f"networks folder {tmp_path / 'nope'} does not exist" in line
+    trained = tmp_path / "trained"
+    for name in ("query_tower", "candidate_tower", "ranking_model"):
+        (trained / name).mkdir(parents=True)
+    (tmp_path / "transform").mkdir()
+    incomplete = recsys("learn", "--output", str(tmp_path), "--trained-dir", str(trained),
+                        "--transform-dir", str(tmp_path / "transform"))
+    assert incomplete.returncode == 2, incomplete.stderr
+    assert "Traceback" not in incomplete.stderr + incomplete.stdout
+    (line,) = _errors(incomplete)
+    assert f"Transform graph folder {tmp_path / 'transform'} lacks transform_fn/saved_model.pb" in line
