@@ -20,9 +20,7 @@ export, so every online version computes what the re-quantised int8 network comp
 learner's own (float) weights are put back afterwards and keep learning. A row that no update
 touched comes back bit for bit (quantising a dequantised row is exact).
 
-`FrozenNetwork` exposes a Keras network to a `tf.Module` as variables plus a call function,
-without the Keras object itself, so a SavedModel holding it is written and loaded in about a
-second instead of re-serialising every Keras layer.
+The serving modules hold the networks as `trainer.frozen_network.FrozenNetwork`s.
 """
 
 from __future__ import annotations
@@ -43,26 +41,6 @@ keras = tf.keras
 def item_indexed_inputs() -> Dict[str, int]:
     """Inputs holding item indices, and the shift of their values (history tokens are + 1)."""
     return {F.ITEM_ID_XF: 0, F.USER_HISTORY: 1}
-
-
-class FrozenNetwork(tf.Module):
-    """A Keras network seen as its variables and a function (see the module docstring).
-
-    Args:
-      model: the functional network; it keeps training in place, and the wrapper always
-        computes with its current weights.
-    """
-
-    def __init__(self, model: keras.Model) -> None:
-        super().__init__(name=f"frozen_{model.name}")
-        self.network_variables = list(model.variables)
-        self.input_names: List[str] = list(model.input_names)
-        # A closure, not an attribute holding the model: the Keras object is neither tracked nor saved.
-        self._forward = lambda features: model(features, training=False)
-
-    def __call__(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        """The network's output on `inputs` (inference mode whatever `training` says)."""
-        return self._forward({name: inputs[name] for name in self.input_names})
 
 
 def id_rows(model: keras.Model) -> Dict[str, int]:

@@ -30,9 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 from core import features as F
-from online.networks import FrozenNetwork
 from trainer.candidate_ranker import TrainedRanker
 from trainer.ease_block import EaseBlock, EaseBlockTables
+from trainer.frozen_network import FrozenNetwork
 from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
 from trainer.serving_model import ServingModel, ServingOptions, ServingTables, string_spec
 
@@ -66,18 +66,6 @@ class _PrecomputedQuery:
 
     def __call__(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return inputs[QUERY_EMBEDDING]
-
-
-class _FrozenRanker(tf.Module):
-    """The candidate ranker as the signatures call it: its variables tracked, the Keras model not."""
-
-    def __init__(self, model: tf.keras.Model) -> None:
-        super().__init__(name="frozen_candidate_ranker")
-        self.network_variables = list(model.variables)
-        self._forward = lambda features: model(features, training=False)
-
-    def __call__(self, features: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return self._forward(features)
 
 
 def _padded(values: np.ndarray, width: int, fill=0) -> np.ndarray:
@@ -176,7 +164,7 @@ class OnlineServingModel(ServingModel):
         if capacity < len(tables.item_keys):
             raise ValueError(f"capacity {capacity} is below the catalog size {len(tables.item_keys)}")
         self.capacity = capacity
-        self.candidate_ranker = _FrozenRanker(ranker.model)
+        self.candidate_ranker = FrozenNetwork(ranker.model)
         self._ranker_sources = tuple(sources)
         self._per_source = ranker.per_source
         zeros = np.zeros(capacity, np.float32)

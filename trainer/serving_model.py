@@ -39,6 +39,7 @@ from trainer.candidate_ranker import TrainedRanker
 from trainer.candidate_sources import PopularityTables
 from trainer.config import TrainerConfig
 from trainer.ease_block import EaseBlock, EaseBlockTables
+from trainer.frozen_network import FrozenNetwork
 from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
 from trainer.item_item_tables import ItemItemTables
 
@@ -106,7 +107,7 @@ class ServingModel(tf.Module):
     # Without item-item tables (and in subclasses that build their own state) there is no source.
     item_item: Optional[ItemItemSource] = None
     # Without a candidate ranker, candidates are ordered by their retrieval score (+ rating term).
-    candidate_ranker: Optional[tf.keras.Model] = None
+    candidate_ranker: Optional[FrozenNetwork] = None
 
     def __init__(
         self,
@@ -124,8 +125,9 @@ class ServingModel(tf.Module):
         self._n_candidates = max(self._k, min(options.candidates_to_rank, n_items))
         self._ranking_weight = options.ranking_weight
         self._timestamp = options.context_timestamp
-        self.query_tower = query_tower
-        self.ranking_model = ranking_model
+        # Variables and a call, not Keras objects: the export does not re-serialise the networks.
+        self.query_tower = FrozenNetwork(query_tower)
+        self.ranking_model = FrozenNetwork(ranking_model)
         self.transform_layer = transform_layer
         self.candidate_embeddings = tf.Variable(
             candidate_embeddings.astype(np.float32), trainable=False, name="candidate_embeddings"
@@ -174,7 +176,7 @@ class ServingModel(tf.Module):
         if tables.sources is None or (needs_history and tables.item_item is None) or (
                 "ease" in ranker.sources and tables.ease is None):
             raise ValueError(f"the candidate ranker reads {list(ranker.sources)}, but the tables lack them")
-        self.candidate_ranker = ranker.model
+        self.candidate_ranker = FrozenNetwork(ranker.model)
         self._ranker_sources = tuple(ranker.sources)
         self._per_source = ranker.per_source
         sources = tables.sources
