@@ -122,15 +122,15 @@ def hash_transform():
     return HashTransform()
 
 
-def synthetic_model(users: int, items: int, dim: int = 16, seen: int = 5, seed: int = 0):
-    """The real `ServingModel` over `synthetic_tables` and `tiny_networks` (brute-force top-100)."""
+def synthetic_model(tables, dim: int = 16, seed: int = 0, model_class=None):
+    """The real `ServingModel` (or `model_class`, a subclass) over `tables` (`synthetic_tables`)
+    and `tiny_networks`, with random candidate embeddings (brute-force top-100)."""
     from trainer.serving_model import ServingModel, ServingOptions
 
     query_tower, ranking_model = tiny_networks(dim)
-    embeddings = np.random.default_rng(seed + 1).standard_normal((items, dim), dtype=np.float32)
-    tables = synthetic_tables(users, items, seen, seed)
-    return ServingModel(query_tower, ranking_model, embeddings, tables, hash_transform(),
-                        ServingOptions(top_k=TOP_K, candidates_to_rank=TOP_K))
+    embeddings = np.random.default_rng(seed + 1).standard_normal((len(tables.item_keys), dim), dtype=np.float32)
+    return (model_class or ServingModel)(query_tower, ranking_model, embeddings, tables, hash_transform(),
+                                         ServingOptions(top_k=TOP_K, candidates_to_rank=TOP_K))
 
 
 def directory_bytes(path: str) -> int:
@@ -147,7 +147,7 @@ def _export(users: int, items: int, dim: int, seen: int, path: str, out) -> None
     from trainer import export
 
     start = time.perf_counter()
-    module = synthetic_model(users, items, dim, seen)
+    module = synthetic_model(synthetic_tables(users, items, seen), dim)
     export.export_serving(module, path)
     out.send({"export_s": time.perf_counter() - start, "export_rss_mib": _peak_rss_mib()})
 

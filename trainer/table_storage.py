@@ -6,6 +6,8 @@ instead, with stock TensorFlow ops only (the stock TF Serving binary loads them)
 
 * `table_variable`: a non-trainable variable (written to the `variables/` checkpoint), integer
   tables in the narrowest signed type that holds their values (`narrowest_int_dtype`);
+* `gather_rows`: rows of a table, whatever stores it (a variable, or an int8 matrix of the
+  compression stage);
 * `KeyRowTable`: raw string keys -> their row, a `StaticHashTable` initialised by a
   `TextFileInitializer` (one key per line, the value is the line number) over a
   `tf.saved_model.Asset`, so the keys travel in `assets/` and the graph holds only the file name.
@@ -62,6 +64,13 @@ def table_variable(values: np.ndarray, name: str, dtype: Optional[np.dtype] = No
 def widened(tensor: tf.Tensor) -> tf.Tensor:
     """`tensor` as int64 when it holds integers (narrow storage), else unchanged."""
     return tf.cast(tensor, tf.int64) if tensor.dtype.is_integer else tensor
+
+
+def gather_rows(table, rows: tf.Tensor) -> tf.Tensor:
+    """Rows `rows` of `table`: a variable or tensor, or a module with its own `gather` (the
+    compression stage's int8 matrices, dequantising only the rows read)."""
+    gather = getattr(table, "gather", None)
+    return gather(rows) if callable(gather) and not isinstance(table, (tf.Variable, tf.Tensor)) else tf.gather(table, rows)
 
 
 def _key_bytes(key) -> bytes:

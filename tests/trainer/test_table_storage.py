@@ -45,7 +45,7 @@ def test_key_row_table_maps_keys_to_rows_and_rejects_line_breaks(tmp_path):
 def _export(users: int, items: int, path: str):
     from trainer import export
 
-    module = serving_tables.synthetic_model(users, items, dim=8, seen=3)
+    module = serving_tables.synthetic_model(serving_tables.synthetic_tables(users, items, seen=3), dim=8)
     export.export_serving(module, path)
     return module
 
