@@ -169,6 +169,10 @@ class Int8Matrix(tf.Module):
         """The float32 matrix."""
         return tf.cast(self.values, tf.float32) * tf.expand_dims(self.scale, 1)
 
+    def gather(self, rows: tf.Tensor) -> tf.Tensor:
+        """The float32 rows `rows` (any integer shape S): [*S, D], only those rows dequantised."""
+        return tf.cast(tf.gather(self.values, rows), tf.float32) * tf.expand_dims(tf.gather(self.scale, rows), -1)
+
 
 def _int8_matrix_to_tensor(value: Int8Matrix, dtype=None, name=None, as_ref=False) -> tf.Tensor:
     del name, as_ref

@@ -4,8 +4,9 @@
 (they do not depend on the networks); `export_variant` then embeds the catalog with a variant's
 candidate tower and writes its two-stage serving SavedModel with `trainer.export.export_serving`.
 
-`Int8ServingModel` is the `ServingModel` with the catalog's candidate embeddings stored row-wise
-as int8 (`int8.Int8Matrix`): the same signatures, a quarter of the bytes of that matrix. The
+`Int8ServingModel` is the `ServingModel` with its float matrices (the catalog's candidate
+embeddings, the item-item neighbour weights, the EASE block) stored row-wise as int8
+(`int8.Int8Matrix`): the same signatures, a quarter of the bytes of those matrices. The
 compression stage writes `compression.json` next to the networks it hands on; `serving_model_class`
 reads it so that BuildServingModel builds the serving model the chosen variant was measured as.
 """
@@ -31,15 +32,27 @@ from trainer.serving_model import ServingModel, ServingOptions, ServingTables
 MARKER_FILE = "compression.json"
 
 
+def quantize_float_tables(module: ServingModel) -> None:
+    """Stores the float matrices of `module` row-wise as int8 (`int8.Int8Matrix`), in place:
+    the candidate embeddings, the item-item neighbour weights and the EASE block's weights,
+    where the module holds them. Each replaces (and untracks) its float variable, so it must run
+    before the signatures are traced. Vectors (popularity scores) stay float: one scale per value
+    would save nothing."""
+    module.candidate_embeddings = int8.Int8Matrix(module.candidate_embeddings.numpy(), name="candidate_embeddings")
+    if module.item_item is not None:
+        weights = module.item_item.neighbour_weights.numpy().astype(np.float32)
+        module.item_item.neighbour_weights = int8.Int8Matrix(weights, name="neighbour_weights")
+    ease_block = getattr(module, "ease_block", None)
+    if ease_block is not None:
+        ease_block.weights = int8.Int8Matrix(ease_block.weights.numpy(), name="weights")
+
+
 class Int8ServingModel(ServingModel):
-    """`ServingModel` whose `candidate_embeddings` are an int8 matrix with per-row scales."""
+    """`ServingModel` whose float matrices (`quantize_float_tables`) are int8 with per-row scales."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Replaces (and untracks) the float variable; the signatures trace after this.
-        self.candidate_embeddings = int8.Int8Matrix(
-            self.candidate_embeddings.numpy(), name="candidate_embeddings"
-        )
+        quantize_float_tables(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The serving module of online versions: `ServingModel`'s signatures over variable tables.
 
-`trainer.serving_model.ServingModel` bakes its tables into the graph as constants and holds the
-Keras networks, so each export re-traces and re-serialises everything (tens of seconds on two
-cores). The online learner exports every few seconds, so its versions use `OnlineServingModel`,
+`trainer.serving_model.ServingModel` fixes its tables' shapes when it is built (variables and
+asset-backed key tables) and holds the Keras networks, so each export re-traces and re-serialises
+everything (tens of seconds on two cores). The online learner exports every few seconds, so its versions use `OnlineServingModel`,
 a `ServingModel` whose signatures and building blocks are inherited as they are (same inputs,
 outputs and semantics), but
 
@@ -112,7 +112,7 @@ class OnlineServingModel(ServingModel):
     def __init__(self, query_tower, ranking_model, vocabularies: Mapping[str, np.ndarray],
                  transform_layer, tables: ServingTables, options: ServingOptions,
                  candidate_ranker: Optional[TrainedRanker] = None, capacity: Optional[int] = None) -> None:
-        # Not ServingModel.__init__: it bakes the tables in as constants.
+        # Not ServingModel.__init__: its tables have fixed shapes and its key tables are static.
         tf.Module.__init__(self, name="online_recommender")
         n_items = len(tables.item_keys)
         self._k = min(options.top_k, n_items)
@@ -264,11 +264,6 @@ class OnlineServingModel(ServingModel):
             self._update_sources(tables)
 
     # ---- what differs from ServingModel's building blocks ---------------------------------
-    @property
-    def seen(self) -> tf.RaggedTensor:
-        """[U + 1, None] catalog rows each user rated, read from the variables."""
-        return tf.RaggedTensor.from_row_splits(self.seen_values, self.seen_row_splits)
-
     def _user_rows(self, user_id: tf.Tensor) -> tf.Tensor:
         rows = self.user_table.lookup(user_id)
         return tf.where(rows >= 0, rows, tf.fill(tf.shape(rows), self._unknown_row.read_value()))

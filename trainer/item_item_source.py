@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.item_item_config import WEIGHT_DTYPES
+from trainer.table_storage import gather_rows
 
 CANDIDATE_ROWS = "rows"
 CANDIDATE_SCORES = "scores"
@@ -74,7 +75,7 @@ class ItemItemSource(tf.Module):
         valid = history >= 0
         safe = tf.where(valid, history, tf.zeros_like(history))
         ids = tf.cast(tf.gather(self.neighbour_ids, safe), tf.int64)  # [B, H, k]
-        weights = tf.cast(tf.gather(self.neighbour_weights, safe), tf.float32)
+        weights = tf.cast(gather_rows(self.neighbour_weights, safe), tf.float32)
         valid_k = tf.broadcast_to(tf.expand_dims(valid, -1), tf.shape(ids))
         batch = tf.shape(history, out_type=tf.int64)[0]
         segments = tf.reshape(tf.range(batch)[:, None, None] * self.num_items + ids, [-1])

@@ -3,7 +3,10 @@
 `ServingModel` is a `tf.Module` holding the trained towers, the catalog's candidate embeddings
 and the per-user tables known at training time. It is exported as one SavedModel whose
 signatures use stock TensorFlow ops only, so plain `tf.saved_model.load` and the stock TF
-Serving binary run it:
+Serving binary run it. No table is a graph constant: every per-user and per-item table is a
+variable (integers in the narrowest type that fits) and the user and item key -> row tables are
+read from asset files (`trainer.table_storage`), so `saved_model.pb` has the same size whatever
+the number of users and items. The signatures:
 
 * `serving_default(user_id)`: top-K `item_ids` and `scores`, best first, without the items the
   user rated in the training data; unknown users get the most popular items.
@@ -42,6 +45,7 @@ from trainer.ease_block import EaseBlock, EaseBlockTables
 from trainer.frozen_network import FrozenNetwork
 from trainer.item_item_source import ItemItemSource, narrowest_id_dtype
 from trainer.item_item_tables import ItemItemTables
+from trainer.table_storage import KeyRowTable, table_variable, widened
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,28 +136,7 @@ class ServingModel(tf.Module):
         self.candidate_embeddings = tf.Variable(
             candidate_embeddings.astype(np.float32), trainable=False, name="candidate_embeddings"
         )
-        self.item_keys = tf.constant(tables.item_keys.astype(object).astype(bytes))
-        self.item_features = {k: tf.constant(v) for k, v in tables.item_features.items()}
-        self.item_titles = tf.constant(tables.item_titles.astype(object).astype(bytes))
-        self.item_genres = tf.constant(tables.item_genres.astype(object).astype(bytes))
-        self.user_features = {k: tf.constant(v, tf.int64) for k, v in tables.user_features.items()}
-        self.seen = tf.RaggedTensor.from_row_splits(
-            tf.constant(tables.seen_values, tf.int64), tf.constant(tables.seen_row_splits, tf.int64)
-        )
-        self._unknown_row = len(tables.user_keys)
-        self.popular_rows = tf.constant(tables.popular_rows[: self._k], tf.int32)
-        self.popular_scores = tf.constant(tables.popular_scores[: self._k], tf.float32)
-        self.user_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(tables.user_keys.astype(object).astype(bytes)),
-                tf.range(len(tables.user_keys), dtype=tf.int64),
-            ),
-            default_value=-1,
-        )
-        self.item_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(self.item_keys, tf.range(n_items, dtype=tf.int64)),
-            default_value=-1,
-        )
+        self._set_tables(tables)
         if tables.item_item is not None:
             source = tables.item_item
             self.item_item = ItemItemSource(
@@ -169,6 +152,24 @@ class ServingModel(tf.Module):
             )
         if candidate_ranker is not None:
             self._set_candidate_ranker(candidate_ranker, tables)
+
+    def _set_tables(self, tables: ServingTables) -> None:
+        """Stores the per-user and per-item tables out of the graph (`trainer.table_storage`):
+        variables (integers in the narrowest type that fits) and asset-backed key -> row tables."""
+        n_items = len(tables.item_keys)
+        self.item_keys = table_variable(tables.item_keys, "item_keys")
+        self.item_features = {k: table_variable(v, f"item_{k}") for k, v in tables.item_features.items()}
+        self.item_titles = table_variable(tables.item_titles, "item_titles")
+        self.item_genres = table_variable(tables.item_genres, "item_genres")
+        self.user_features = {k: table_variable(v, f"user_{k}") for k, v in tables.user_features.items()}
+        self.seen_values = table_variable(tables.seen_values, "seen_values", narrowest_id_dtype(n_items))
+        splits_dtype = np.int32 if tables.seen_row_splits[-1] <= np.iinfo(np.int32).max else np.int64
+        self.seen_row_splits = table_variable(tables.seen_row_splits, "seen_row_splits", np.dtype(splits_dtype))
+        self._unknown_row = len(tables.user_keys)
+        self.popular_rows = table_variable(tables.popular_rows[: self._k], "popular_rows", narrowest_id_dtype(n_items))
+        self.popular_scores = table_variable(tables.popular_scores[: self._k], "popular_scores", np.dtype(np.float32))
+        self.user_table = KeyRowTable(tables.user_keys, "user_rows")
+        self.item_table = KeyRowTable(tables.item_keys, "item_rows")
 
     def _set_candidate_ranker(self, ranker: TrainedRanker, tables: ServingTables) -> None:
         """Serves the merged candidates of `ranker.sources`, ordered by the ranker."""
@@ -198,13 +199,21 @@ class ServingModel(tf.Module):
         return tf.where(rows >= 0, rows, tf.fill(tf.shape(rows), tf.constant(self._unknown_row, tf.int64)))
 
     def _known_user_features(self, rows: tf.Tensor) -> Dict[str, tf.Tensor]:
-        feats = {k: tf.gather(v, rows) for k, v in self.user_features.items()}
+        feats = {k: widened(tf.gather(v, rows)) for k, v in self.user_features.items()}
         feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(rows), tf.constant(self._timestamp, tf.float32))
         return feats
 
+    def _seen_rows(self, rows: tf.Tensor) -> tf.RaggedTensor:
+        """[B, None] int64 catalog rows each user row rated in training (from the ragged
+        `seen_values` / `seen_row_splits`; reads only the requested users' slices)."""
+        starts = tf.cast(tf.gather(self.seen_row_splits, rows), tf.int64)
+        limits = tf.cast(tf.gather(self.seen_row_splits, rows + 1), tf.int64)
+        positions = tf.ragged.range(starts, limits)
+        return positions.with_flat_values(tf.cast(tf.gather(self.seen_values, positions.flat_values), tf.int64))
+
     def _seen_mask(self, rows: tf.Tensor) -> tf.Tensor:
         """[B, N] boolean, True where the (known) user rated the catalog item in training."""
-        seen = tf.gather(self.seen, rows)
+        seen = self._seen_rows(rows)
         batch_index = tf.cast(seen.value_rowids(), tf.int64)
         indices = tf.stack([batch_index, seen.flat_values], axis=1)
         n_items = tf.shape(self.item_keys, out_type=tf.int64)[0]
@@ -216,7 +225,7 @@ class ServingModel(tf.Module):
         batch, width = tf.shape(item_rows)[0], tf.shape(item_rows)[1]
         flat_rows = tf.reshape(item_rows, [-1])
         inputs = {k: tf.repeat(v, width, axis=0) for k, v in user_feats.items()}
-        inputs.update({k: tf.gather(v, flat_rows) for k, v in self.item_features.items()})
+        inputs.update({k: widened(tf.gather(v, flat_rows)) for k, v in self.item_features.items()})
         names = self.ranking_model.input_names
         ratings = self.ranking_model({n: inputs[n] for n in names}, training=False)
         return tf.reshape(ratings, [batch, width])
@@ -273,7 +282,7 @@ class ServingModel(tf.Module):
             if source == "two_tower":
                 scores.append(tower_scores)
             elif source == "ease":  # every seen item, not only the recent ones
-                seen = tf.gather(self.seen, user_rows).to_tensor(default_value=-1)
+                seen = self._seen_rows(user_rows).to_tensor(default_value=-1)
                 scores.append(self.ease_block.scores(seen))
             elif source == "item_item":
                 item_scores, reached = self.item_item.scores(history)
@@ -321,7 +330,7 @@ class ServingModel(tf.Module):
 
     def _with_fallback(self, known, final_rows, final_scores):
         batch = tf.shape(known)[0]
-        popular_rows = tf.tile(tf.expand_dims(self.popular_rows, 0), [batch, 1])
+        popular_rows = tf.tile(tf.expand_dims(tf.cast(self.popular_rows, final_rows.dtype), 0), [batch, 1])
         popular_scores = tf.tile(tf.expand_dims(self.popular_scores, 0), [batch, 1])
         known = tf.expand_dims(known, 1)
         out_rows = tf.where(known, final_rows, popular_rows)
@@ -381,7 +390,7 @@ class ServingModel(tf.Module):
         }
         transformed = self.transform_layer(raw)
         feats = {name: transformed[name] for name in F.USER_TRANSFORMED}
-        feats[F.USER_HISTORY] = tf.gather(self.user_features[F.USER_HISTORY], self._user_rows(user_id))
+        feats[F.USER_HISTORY] = widened(tf.gather(self.user_features[F.USER_HISTORY], self._user_rows(user_id)))
         feats[F.TIMESTAMP_XF] = tf.fill(tf.shape(user_id), tf.constant(self._timestamp, tf.float32))
         user_rows = self._user_rows(user_id)
         rows_out, scores = self._two_stage(feats, self._seen_mask(user_rows), history=self._history(user_rows),
