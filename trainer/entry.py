@@ -24,7 +24,7 @@ from tfx import v1 as tfx
 
 from core import features as F
 from core.config_loader import from_dict
-from trainer import bias_model, distribution, export, holdout_inputs, inputs, train, warm_start
+from trainer import bias_model, distribution, export, holdout_inputs, inputs, ps_training, train, warm_start
 from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
 from trainer.early_stopping import BestEpoch, RecallAtK
@@ -168,6 +168,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """
     cfg, hyperparameters = tuned_config(from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer"),
                                         fn_args.hyperparameters)
+    if cfg.strategy == "parameter_server":  # its own run (trainer.ps_training); worker and ps tasks serve there
+        ps_training.run(fn_args, cfg, hyperparameters)
+        return
     # First: a cluster strategy (TF_CONFIG) configures the runtime before any other op runs.
     strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
