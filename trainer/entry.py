@@ -165,6 +165,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
        the root holds the fit-part networks.
     4. `serving_model_dir/training_summary.json` records the epochs, the validation curves, the
        rating RMSE against the bias model, and which data each network saw.
+
+    With `trainer.strategy: parameter_server` the run is `trainer.ps_training.run` instead.
     """
     cfg, hyperparameters = tuned_config(from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer"),
                                         fn_args.hyperparameters)
