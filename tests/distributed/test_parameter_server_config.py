@@ -1,4 +1,5 @@
-"""The parameter-server strategy's configuration: TF_CONFIG checks, the partitioner, the config key."""
+"""The parameter-server strategy's pieces that need no cluster: TF_CONFIG checks, the partitioner,
+the config key, the server entry point's error and the per-worker input."""
 
 from __future__ import annotations
 
@@ -79,3 +80,24 @@ def test_run_server_entry_point_rejects_a_missing_tf_config():
     assert done.stderr.strip().splitlines()[-1] == ("error: strategy 'parameter_server' needs TF_CONFIG naming the "
                                                      "cluster (chief, worker, ps) and this task")
     assert "Traceback" not in done.stderr
+
+
+def test_each_worker_draws_whole_batches_of_every_example_in_an_order_of_its_own():
+    import time
+
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer import ps_training
+
+    arrays = {"a": np.arange(100), "b": np.arange(100) * 10}
+    creator = ps_training.dataset_creator(arrays, batch_size=32, seed=7)
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=1)
+    first = [batch for batch in creator(context).take(9)]  # 3 passes of 3 batches (the remainder dropped)
+    time.sleep(0.01)
+    second = next(iter(creator(context)))  # another worker, started later
+    assert all(batch["a"].shape == (32,) for batch in first)
+    assert all(np.array_equal(batch["b"], batch["a"] * 10) for batch in first)  # features stay aligned
+    seen = np.concatenate([batch["a"].numpy() for batch in first[:3]])
+    assert len(set(seen.tolist())) == 96  # one pass: 96 distinct examples
+    assert not np.array_equal(first[0]["a"].numpy(), second["a"].numpy())
