@@ -166,11 +166,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     4. `serving_model_dir/training_summary.json` records the epochs, the validation curves, the
        rating RMSE against the bias model, and which data each network saw.
 
-    With `trainer.strategy: parameter_server` the run is `trainer.ps_training.run` instead.
+    With `trainer.strategy: parameter_server` (or 'auto' on a cluster with parameter servers) the
+    run is `trainer.ps_training.run` instead.
     """
     cfg, hyperparameters = tuned_config(from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer"),
                                         fn_args.hyperparameters)
-    if cfg.strategy == "parameter_server":  # its own run (trainer.ps_training); worker and ps tasks serve there
+    if ps_training.applies(cfg):  # its own run (trainer.ps_training); worker and ps tasks serve there
         ps_training.run(fn_args, cfg, hyperparameters)
         return
     # First: a cluster strategy (TF_CONFIG) configures the runtime before any other op runs.

@@ -121,6 +121,23 @@ def _checkpointing(directory: str):
     return lambda stage: [EpochCheckpoint(os.path.join(directory, stage))]
 
 
+def applies(cfg: TrainerConfig, environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether the Trainer trains with parameter servers: `cfg.strategy` is 'parameter_server', or
+    'auto' without a TPU and TF_CONFIG's cluster has ps tasks (as Vertex AI sets it in each pool).
+
+    Raises:
+      ValueError: TF_CONFIG is set but not JSON.
+    """
+    if cfg.strategy != "auto" or cfg.tpu_address:
+        return cfg.strategy == "parameter_server"
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    try:
+        tf_config = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from err
+    return isinstance(tf_config, dict) and bool(tf_config.get("cluster", {}).get("ps"))
+
+
 def run(fn_args, cfg: TrainerConfig, hyperparameters: Optional[dict] = None,
         environ: Optional[Mapping[str, str]] = None) -> None:
     """`run_fn` of the parameter-server strategy: worker and ps tasks serve, the chief trains.

@@ -101,3 +101,24 @@ def test_each_worker_draws_whole_batches_of_every_example_in_an_order_of_its_own
     seen = np.concatenate([batch["a"].numpy() for batch in first[:3]])
     assert len(set(seen.tolist())) == 96  # one pass: 96 distinct examples
     assert not np.array_equal(first[0]["a"].numpy(), second["a"].numpy())
+
+
+@pytest.mark.parametrize("strategy, tpu, environ, expected", [
+    ("parameter_server", "", {}, True),
+    ("auto", "", _env(), True),  # a cluster with ps tasks, as Vertex AI sets TF_CONFIG
+    ("auto", "", _env({"chief": ["h:1"], "worker": ["h:2"]}), False),  # multi-worker
+    ("auto", "", {}, False),
+    ("auto", "grpc://10.0.0.2:8470", _env(), False),  # a TPU comes first
+    ("multi_worker", "", _env(), False),  # a configured strategy stays
+])
+def test_the_parameter_server_run_is_chosen_by_config_or_by_the_cluster(strategy, tpu, environ, expected):
+    from trainer import ps_training
+
+    assert ps_training.applies(TrainerConfig(strategy=strategy, tpu_address=tpu), environ) is expected
+
+
+def test_a_malformed_tf_config_is_named_when_choosing_the_run():
+    from trainer import ps_training
+
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        ps_training.applies(TrainerConfig(), {"TF_CONFIG": "{cluster"})
