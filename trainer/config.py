@@ -10,7 +10,7 @@ from trainer.label_slice import SPLITS
 
 OPTIMIZERS = ("adam", "adagrad")
 INPUT_MODES = ("auto", "memory", "stream")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu", "parameter_server")
 PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
 LR_RULES = ("none", "linear", "sqrt")
 
@@ -67,7 +67,10 @@ class TrainerConfig:
     candidates_to_rank: int = 100
     ranking_weight: float = 0.05  # final score = retrieval score + weight * predicted rating
     top_k: int = 100
-    strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
+    strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu | parameter_server
+    # parameter_server (trainer.ps_training): variables of >= 2x this many bytes are split into
+    # shards of >= this size, one per parameter server at most (the large embedding tables).
+    ps_min_shard_bytes: int = 1 << 20
     seed: int = 7
     # Hardware acceleration (trainer.distribution validates and logs these).
     tpu_address: str = ""  # TPU name or grpc://host:port; 'auto' then picks TPUStrategy
@@ -89,7 +92,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         positive_ints = ("embedding_dim", "batch_size", "candidates_to_rank", "top_k",
                          "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer",
-                         "max_epochs", "ranking_max_epochs", "validation_cutoff", "validation_max_users")
+                         "max_epochs", "ranking_max_epochs", "validation_cutoff", "validation_max_users",
+                         "ps_min_shard_bytes")
         non_negative = ("epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
                         "multitask_rating_weight", "multitask_retrieval_weight", "ranking_embedding_l2",
                         "ranking_weight", "early_stopping_patience", "embedding_l2", "rating_bias_l2_user",

@@ -185,6 +185,9 @@ def choose_strategy(
     workers = tf_config_workers(env.get("TF_CONFIG"))
     # A cluster strategy configures the runtime, so it comes before any op (listing devices too).
     chosen = resolve_strategy_name(name, 0, workers, tpu_address)
+    if chosen == "parameter_server":
+        raise ValueError("strategy 'parameter_server' is built by trainer.ps_training (the Trainer's run_fn), "
+                         "with its partitioner and cluster")
     if chosen in CLUSTER_STRATEGIES:
         strategy: tf.distribute.Strategy = _multi_worker(tf_config)
         gpus = tf.config.list_logical_devices("GPU")

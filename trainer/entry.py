@@ -24,7 +24,7 @@ from tfx import v1 as tfx
 
 from core import features as F
 from core.config_loader import from_dict
-from trainer import bias_model, distribution, export, holdout_inputs, inputs, train, warm_start
+from trainer import bias_model, distribution, export, holdout_inputs, inputs, ps_training, train, warm_start
 from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
 from trainer.early_stopping import BestEpoch, RecallAtK
@@ -165,9 +165,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
        the root holds the fit-part networks.
     4. `serving_model_dir/training_summary.json` records the epochs, the validation curves, the
        rating RMSE against the bias model, and which data each network saw.
+
+    With `trainer.strategy: parameter_server` (or 'auto' on a cluster with parameter servers) the
+    run is `trainer.ps_training.run` instead.
     """
     cfg, hyperparameters = tuned_config(from_dict(TrainerConfig, fn_args.custom_config.get(HPARAMS_KEY, {}), "trainer"),
                                         fn_args.hyperparameters)
+    if ps_training.applies(cfg):  # its own run (trainer.ps_training); worker and ps tasks serve there
+        ps_training.run(fn_args, cfg, hyperparameters)
+        return
     # First: a cluster strategy (TF_CONFIG) configures the runtime before any other op runs.
     strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -97,6 +97,26 @@ def build_multitask(
     return model
 
 
+def build_models(vocab: Vocabularies, cfg: TrainerConfig, item_probabilities: Optional[np.ndarray] = None,
+                 biases: Optional[Biases] = None
+                 ) -> Tuple[List[Tuple[str, models.RetrievalModel, int]], Tuple[tf.keras.Model, ...]]:
+    """The compiled models of `cfg` (build them inside the strategy's scope).
+
+    Returns:
+      The fits, in order, as (stage, model, epochs): ('retrieval', ..., `cfg.epochs`) and
+      ('ranking', ..., `cfg.ranking_epochs`), or ('multitask', ..., `cfg.epochs`) alone; and
+      the networks (query tower, candidate tower, ranking network) in `export.NETWORKS` order.
+    """
+    if cfg.multitask:
+        multitask = build_multitask(vocab, cfg, item_probabilities)
+        return ([("multitask", multitask, cfg.epochs)],
+                (multitask.query_tower, multitask.candidate_tower, multitask.network))
+    retrieval = build_retrieval(vocab, cfg, item_probabilities)
+    ranking = build_ranking(vocab, cfg, biases)
+    return ([("retrieval", retrieval, cfg.epochs), ("ranking", ranking, cfg.ranking_epochs)],
+            (retrieval.query_tower, retrieval.candidate_tower, ranking.network))
+
+
 def train(
     train_data: tf.data.Dataset,
     eval_data: Optional[tf.data.Dataset],
@@ -133,15 +153,7 @@ def train(
     make_callbacks = callbacks or (lambda stage: [])
     policy = distribution.precision_policy(cfg.mixed_precision, strategy)
     with strategy.scope(), distribution.precision_scope(policy):
-        if cfg.multitask:
-            multitask = build_multitask(vocab, cfg, item_probabilities)
-            fits = [("multitask", multitask, cfg.epochs)]
-            networks = (multitask.query_tower, multitask.candidate_tower, multitask.network)
-        else:
-            retrieval = build_retrieval(vocab, cfg, item_probabilities)
-            ranking = build_ranking(vocab, cfg, biases)
-            fits = [("retrieval", retrieval, cfg.epochs), ("ranking", ranking, cfg.ranking_epochs)]
-            networks = (retrieval.query_tower, retrieval.candidate_tower, ranking.network)
+        fits, networks = build_models(vocab, cfg, item_probabilities, biases)
     if initialize is not None:
         initialize(dict(zip(export.NETWORKS, networks)))
     histories = [
