@@ -7,6 +7,8 @@ in this order:
 
 1. ``malformed_row``: the row has the wrong number of fields;
 2. ``missing_field``: the user, item, rating or timestamp field is empty;
+   ``line_break_in_id``: the user or item id holds a line break (a quoted CSV field may): the
+   served model stores its keys one per line (`trainer.table_storage`);
 3. ``non_numeric``: the rating or the timestamp is not a number;
 4. ``rating_out_of_range``: the rating is NaN, infinite or outside
    [`features.MIN_RATING`, `features.MAX_RATING`];
@@ -18,8 +20,9 @@ in this order:
    appears again (with a different rating or timestamp): the NEWEST row is kept (largest
    timestamp; on equal timestamps the later row in the file), the others are dropped.
 
-Side tables (users, items) drop a row as ``malformed_row``, ``missing_field`` (empty id) or
-``duplicate_id`` (an id seen earlier in the same table; the first row is kept).
+Side tables (users, items) drop a row as ``malformed_row``, ``missing_field`` (empty id),
+``line_break_in_id`` or ``duplicate_id`` (an id seen earlier in the same table; the first row is
+kept).
 
 Rows kept after a fix are counted as fixed:
 
@@ -45,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 MALFORMED_ROW = "malformed_row"
 MISSING_FIELD = "missing_field"
+LINE_BREAK_IN_ID = "line_break_in_id"
 NON_NUMERIC = "non_numeric"
 RATING_OUT_OF_RANGE = "rating_out_of_range"
 TIMESTAMP_INVALID = "timestamp_invalid"

@@ -81,6 +81,7 @@ def stage_rows(
                 required[rating_name] = fields[columns.rating]
             required[ts_name] = fields[columns.timestamp]
             parsing.require(required)
+            parsing.require_single_line_ids({user_name: fields[columns.user], item_name: fields[columns.item]})
             rating = (IMPLICIT_RATING if columns.rating is None
                       else parsing.parse_rating(fields[columns.rating], rating_name))
             timestamp = parsing.parse_timestamp(fields[columns.timestamp], ts_name)

@@ -14,6 +14,7 @@ from core import features
 from ingest.cleaning import (
     DUPLICATE_ID,
     MALFORMED_ROW,
+    LINE_BREAK_IN_ID,
     MISSING_FIELD,
     NON_NUMERIC,
     RATING_OUT_OF_RANGE,
@@ -65,10 +66,32 @@ def check_new_id(key: str, table: Dict, field: str, file: str, line: int, report
     if key == "":
         report.drop(MISSING_FIELD, file, line, field, "empty id")
         return False
+    if has_line_break(key):
+        report.drop(LINE_BREAK_IN_ID, file, line, field, f"id {key!r} holds a line break")
+        return False
     if key in table:
         report.drop(DUPLICATE_ID, file, line, field, f"id {key!r} seen earlier; the first row is kept")
         return False
     return True
+
+
+def has_line_break(text: str) -> bool:
+    """Whether `text` holds a line break (an id cannot: the served model stores ids one per line)."""
+    return "\n" in text or "\r" in text
+
+
+def require_single_line_ids(values: Dict[str, str]) -> None:
+    """Rejects a row whose user or item id holds a line break.
+
+    Args:
+      values: id field name -> its text.
+
+    Raises:
+      RowRejected: `line_break_in_id`, naming the first such field.
+    """
+    for name, text in values.items():
+        if has_line_break(text):
+            raise RowRejected(LINE_BREAK_IN_ID, name, f"id {text!r} holds a line break")
 
 
 def require(values: Dict[str, str]) -> None:

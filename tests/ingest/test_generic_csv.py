@@ -89,3 +89,20 @@ def test_missing_file_is_named(tmp_path):
 def test_bad_eval_fraction_is_refused_before_reading(tmp_path):
     with pytest.raises(ValueError, match="eval_fraction"):
         import_interactions_csv(str(tmp_path / "nope.csv"), str(tmp_path / "out"), eval_fraction=1.0)
+
+
+def test_ids_with_a_line_break_are_dropped_and_counted(tmp_path):
+    """A quoted CSV field may hold a line break; an id cannot (the served model keeps its keys one
+    per line), so the row is dropped under its own reason, in the interactions and the items file."""
+    source = helpers.write_lines(tmp_path / "events.csv", [
+        "who;what;stars;when", "a;x;4;10", '"b\nc";x;3;20', 'a;"y\rz";2;30', "d;y;5;40"])
+    items = helpers.write_lines(tmp_path / "items.csv", ["what;name", "x;Alpha", '"w\nv";Broken', "y;Beta"])
+    mapping = ColumnMapping(user="who", item="what", rating="stars", timestamp="when", item_title="name",
+                            delimiter=";")
+    report = import_interactions_csv(str(source), str(tmp_path / "out"), mapping, 0.5, items_path=str(items))
+    assert report.dropped == {cleaning.LINE_BREAK_IN_ID: 3}
+    assert report.rows_read == 4
+    kept = helpers.read_split(tmp_path / "out", features.TRAIN_SPLIT) + helpers.read_split(
+        tmp_path / "out", features.EVAL_SPLIT)
+    assert sorted((r[features.USER_ID], r[features.ITEM_ID]) for r in kept) == [("a", "x"), ("d", "y")]
+    assert set(helpers.read_catalog(tmp_path / "out")) == {"x", "y"}
