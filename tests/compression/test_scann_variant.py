@@ -132,18 +132,32 @@ def test_the_project_server_serves_the_scann_variant_to_tf_serving_stubs(exports
     np.testing.assert_array_equal(items, want[F.SERVING_OUTPUT_ITEMS].numpy())
 
 
-def test_a_server_without_scann_refuses_the_variant_in_one_line(exports):
-    _, scann, _ = exports
-    script = ("import sys; sys.modules['scann'] = None\n"
-              "from serving.signatures import LoadError\n"
+def _load_in_fresh_process(path: str, block_scann: bool) -> str:
+    """stdout of a fresh process that loads `path` with the server's SavedModelRunner (nothing
+    else imports scann there); with `block_scann` the package cannot be imported."""
+    script = ("import sys\n"
+              + ("sys.modules['scann'] = None\n" if block_scann else "")
+              + "from serving.signatures import LoadError\n"
               "from serving.workers import SavedModelRunner\n"
-              "try:\n    SavedModelRunner(sys.argv[1])\n"
-              "except LoadError as err:\n    print('LOADERROR', err)\n")
+              "assert 'scann' not in sys.modules or sys.modules['scann'] is None\n"
+              "try:\n    runner = SavedModelRunner(sys.argv[1])\n"
+              "except LoadError as err:\n    print('LOADERROR', err)\n"
+              "else:\n    print('LOADED', runner.run('retrieve', {'user_id': [b'x']})['item_ids'].shape)\n")
     env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", script, scann], capture_output=True, text=True, env=env,
+    done = subprocess.run([sys.executable, "-c", script, path], capture_output=True, text=True, env=env,
                           timeout=120, check=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("LOADERROR")]
-    assert len(lines) == 1, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_server_registers_scann_ops_before_loading(exports):
+    out = _load_in_fresh_process(exports[1], block_scann=False)
+    assert "LOADED (1, 5)" in out, out
+
+
+def test_a_server_without_scann_refuses_the_variant_in_one_line(exports):
+    out = _load_in_fresh_process(exports[1], block_scann=True)
+    lines = [line for line in out.splitlines() if line.startswith("LOADERROR")]
+    assert len(lines) == 1, out
     assert "Scann>" in lines[0] and "pip install scann==1.3.2" in lines[0]
 
 
