@@ -9,6 +9,8 @@ embeddings, the item-item neighbour weights, the EASE block) stored row-wise as 
 (`int8.Int8Matrix`): the same signatures, a quarter of the bytes of those matrices. The
 compression stage writes `compression.json` next to the networks it hands on; `serving_model_class`
 reads it so that BuildServingModel builds the serving model the chosen variant was measured as.
+With `RetrievalIndexConfig(kind='scann')` the variant retrieves through a ScaNN index
+(`trainer.scann_serving_model`), which only a server with `scann` installed can load.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from core import features as F
 from trainer import export, inputs, tables
 from trainer.candidate_ranker import TrainedRanker
 from trainer.item_item_config import ItemItemConfig
+from trainer.retrieval_index import RetrievalIndexConfig
+from trainer.scann_serving_model import ScannServingModel
 from trainer.serving_model import ServingModel, ServingOptions, ServingTables
 
 MARKER_FILE = "compression.json"
@@ -119,22 +123,33 @@ class ServingContext:
 
 
 def make_serving_model(
-    networks: export.Networks, context: ServingContext, int8_candidates: bool
+    networks: export.Networks, context: ServingContext, int8_candidates: bool,
+    index: RetrievalIndexConfig = RetrievalIndexConfig(),
 ) -> ServingModel:
-    """The two-stage serving module of `networks` (int8 candidate embeddings when asked)."""
+    """The two-stage serving module of `networks`.
+
+    Args:
+      networks: the trained networks.
+      context: catalog, tables, transform layer and options.
+      int8_candidates: store the candidate embeddings as int8 (brute-force index only: a ScaNN
+        index compresses the embeddings its own way).
+      index: the retrieval index; 'scann' builds a `ScannServingModel` (custom ops).
+    """
     embeddings = tables.embed_catalog(networks.candidate_tower, context.item_features)
+    args = (networks.query_tower, networks.ranking_model, embeddings, context.tables,
+            context.tft_output.transform_features_layer(), context.options, context.candidate_ranker)
+    if index.approximate:
+        return ScannServingModel(*args, index=index)
     cls = Int8ServingModel if int8_candidates else ServingModel
-    return cls(
-        networks.query_tower, networks.ranking_model, embeddings, context.tables,
-        context.tft_output.transform_features_layer(), context.options, context.candidate_ranker,
-    )
+    return cls(*args)
 
 
 def export_variant(
-    networks: export.Networks, context: ServingContext, export_dir: str, int8_candidates: bool
+    networks: export.Networks, context: ServingContext, export_dir: str, int8_candidates: bool,
+    index: RetrievalIndexConfig = RetrievalIndexConfig(),
 ) -> str:
     """Writes the serving SavedModel of `networks` to `export_dir` (atomically); returns it."""
-    module = make_serving_model(networks, context, int8_candidates)
+    module = make_serving_model(networks, context, int8_candidates, index)
     return export.export_serving(module, export_dir)
 
 

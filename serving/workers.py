@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from serving.custom_ops import missing_ops_error, register_custom_ops
 from serving.signatures import SERVE_TAG, LoadError
 
 _LOG = logging.getLogger(__name__)
@@ -34,17 +35,22 @@ class SavedModelRunner:
     def __init__(self, path: str) -> None:
         """Load the SavedModel at ``path``.
 
+        Custom ops of installed packages (ScaNN's) are registered first (``serving.custom_ops``).
+
         Raises:
-            LoadError: TensorFlow cannot load it.
+            LoadError: TensorFlow cannot load it (one line naming the package when it needs
+                custom ops that are not installed).
         """
         import tensorflow as tf  # imported where used: the scheduler runs without TensorFlow
 
         self._tf = tf
+        register_custom_ops()
         try:
             self._model = tf.saved_model.load(path, tags=[SERVE_TAG])
         except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, AttributeError,
                 tf.errors.OpError) as err:
-            raise LoadError(f"TensorFlow cannot load {path}: {type(err).__name__}: {err}") from None
+            missing = missing_ops_error(path, err)
+            raise LoadError(missing or f"TensorFlow cannot load {path}: {type(err).__name__}: {err}") from None
         self._signatures = dict(self._model.signatures)
 
     def run(self, signature: str, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -73,7 +73,7 @@ def export_serving(
     tf.io.gfile.makedirs(parent)
     tmp = os.path.join(parent, f".tmp-{os.path.basename(export_dir)}-{uuid.uuid4().hex[:8]}")
     try:
-        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        tf.saved_model.save(module, tmp, signatures=module.signatures(), options=module.save_options())
         if finalize is not None:
             finalize(tmp)
         tf.io.gfile.rename(tmp, export_dir)

@@ -305,19 +305,40 @@ class ServingModel(tf.Module):
             final_scores = tf.pad(final_scores, padding, constant_values=float("-inf"))
         return final_rows, final_scores
 
+    def _query(self, user_feats: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """Query embeddings [B, D] of transformed user features."""
+        names = self.query_tower.input_names
+        return self.query_tower({n: user_feats[n] for n in names}, training=False)
+
+    def _tower_scores(self, query: tf.Tensor) -> tf.Tensor:
+        """Two-tower scores [B, N] of every catalog item (brute force)."""
+        return tf.matmul(query, self.candidate_embeddings, transpose_b=True)
+
+    def _top_candidates(self, query: tf.Tensor, exclude: Optional[tf.Tensor], k: int):
+        """The two-tower's top `k` (scores, catalog rows) [B, k]; `exclude` [B, N] (or None)
+        marks items scored -1e9."""
+        scores = self._tower_scores(query)
+        if exclude is not None:
+            scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
+        return tf.math.top_k(scores, k=k)
+
+    def save_options(self) -> Optional[tf.saved_model.SaveOptions]:
+        """Options `trainer.export.export_serving` saves this module with (None: the defaults)."""
+        return None
+
     def _two_stage(
         self, user_feats: Dict[str, tf.Tensor], exclude: tf.Tensor, rerank: bool = True,
         history: Optional[tf.Tensor] = None, user_rows: Optional[tf.Tensor] = None,
     ):
-        names = self.query_tower.input_names
-        query = self.query_tower({n: user_feats[n] for n in names}, training=False)
-        scores = tf.matmul(query, self.candidate_embeddings, transpose_b=True)
-        if rerank and self.candidate_ranker is not None and user_rows is not None:
-            return self._ranked_candidates(scores, exclude, history, user_rows)
-        scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
-        if history is None:
-            retrieval_scores, rows = tf.math.top_k(scores, k=self._n_candidates)
+        query = self._query(user_feats)
+        ranked = rerank and self.candidate_ranker is not None and user_rows is not None
+        if history is None and not ranked:
+            retrieval_scores, rows = self._top_candidates(query, exclude, self._n_candidates)
         else:
+            scores = self._tower_scores(query)
+            if ranked:
+                return self._ranked_candidates(scores, exclude, history, user_rows)
+            scores = tf.where(exclude, tf.fill(tf.shape(scores), -1e9), scores)
             retrieval_scores, rows = self._merged_candidates(scores, history, exclude)
         if rerank and self._ranking_weight:
             ratings = self._rank_rows(user_feats, rows)
@@ -359,11 +380,7 @@ class ServingModel(tf.Module):
     def retrieve_unfiltered(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
         rows = self._user_rows(user_id)
         feats = self._known_user_features(rows)
-        names = self.query_tower.input_names
-        query = self.query_tower({n: feats[n] for n in names}, training=False)
-        scores, top = tf.math.top_k(
-            tf.matmul(query, self.candidate_embeddings, transpose_b=True), k=self._k
-        )
+        scores, top = self._top_candidates(self._query(feats), None, self._k)
         return self._with_fallback(rows != self._unknown_row, top, scores)
 
     def _retrieve_item_item(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
