@@ -69,6 +69,9 @@ class TrainerConfig:
     top_k: int = 100
     strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
     seed: int = 7
+    # Fault tolerance (trainer.fault_tolerance): each fit backs up its state every N steps, or at
+    # each epoch's end when 0, and a restarted Trainer resumes from the last backup.
+    backup_steps: int = 0
     # Hardware acceleration (trainer.distribution validates and logs these).
     tpu_address: str = ""  # TPU name or grpc://host:port; 'auto' then picks TPUStrategy
     mixed_precision: str = "none"  # none | auto (float16 on GPU, bfloat16 on TPU/CPU) | mixed_float16 | mixed_bfloat16
@@ -90,7 +93,7 @@ class TrainerConfig:
         positive_ints = ("embedding_dim", "batch_size", "candidates_to_rank", "top_k",
                          "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer",
                          "max_epochs", "ranking_max_epochs", "validation_cutoff", "validation_max_users")
-        non_negative = ("epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
+        non_negative = ("backup_steps", "epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
                         "multitask_rating_weight", "multitask_retrieval_weight", "ranking_embedding_l2",
                         "ranking_weight", "early_stopping_patience", "embedding_l2", "rating_bias_l2_user",
                         "rating_bias_l2_item")
