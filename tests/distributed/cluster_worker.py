@@ -37,7 +37,7 @@ def _config(args):
 
     return TrainerConfig(
         embedding_dim=8, tower_layers=(16,), ranking_layers=(16,), batch_size=args.batch_size, epochs=args.epochs,
-        ranking_epochs=args.epochs, learning_rate=0.1, ranking_learning_rate=0.01, temperature=0.5,
+        ranking_epochs=args.epochs if args.ranking_epochs is None else args.ranking_epochs, learning_rate=0.1, ranking_learning_rate=0.01, temperature=0.5,
         input_mode=args.input_mode, shuffle_buffer=64, seed=args.seed, strategy=args.strategy,
         backup_steps=args.backup_steps,
     )
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--input-mode", default="memory", choices=("memory", "stream"))
     parser.add_argument("--steps", type=int, default=5, help="steps of each epoch")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--ranking-epochs", type=int, default=None, help="default: --epochs")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--backup-dir", default="")
