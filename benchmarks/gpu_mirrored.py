@@ -20,7 +20,8 @@ from typing import Dict
 import numpy as np
 
 
-def _features(n: int, vocab, seed: int) -> Dict[str, np.ndarray]:
+def random_features(n: int, vocab, seed: int) -> Dict[str, np.ndarray]:
+    """`n` examples of random transformed features within `vocab` (Zipf-distributed items)."""
     from core import features as F
 
     rng = np.random.default_rng(seed)
@@ -76,7 +77,7 @@ def main() -> None:
         raise SystemExit("no GPU visible: this benchmark needs one")
     vocab = Vocabularies(users=6041, items=3707, genders=3, occupations=22, genres=19, title_tokens=5001,
                          age_buckets=7, year_buckets=12)
-    data = _features(args.batch * 20, vocab, seed=0)
+    data = random_features(args.batch * 20, vocab, seed=0)
     base = TrainerConfig(batch_size=args.batch, lr_scaling="sqrt", steps_per_execution=10)
     variants = (
         ("default strategy (1 GPU)", tf.distribute.get_strategy(), base),

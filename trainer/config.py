@@ -72,6 +72,9 @@ class TrainerConfig:
     # shards of >= this size, one per parameter server at most (the large embedding tables).
     ps_min_shard_bytes: int = 1 << 20
     seed: int = 7
+    # Fault tolerance (trainer.fault_tolerance): each fit backs up its state every N steps, or at
+    # each epoch's end when 0, and a restarted Trainer resumes from the last backup.
+    backup_steps: int = 0
     # Hardware acceleration (trainer.distribution validates and logs these).
     tpu_address: str = ""  # TPU name or grpc://host:port; 'auto' then picks TPUStrategy
     mixed_precision: str = "none"  # none | auto (float16 on GPU, bfloat16 on TPU/CPU) | mixed_float16 | mixed_bfloat16
@@ -94,7 +97,7 @@ class TrainerConfig:
                          "steps_per_execution", "lr_base_batch_size", "stream_above_examples", "shuffle_buffer",
                          "max_epochs", "ranking_max_epochs", "validation_cutoff", "validation_max_users",
                          "ps_min_shard_bytes")
-        non_negative = ("epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
+        non_negative = ("backup_steps", "epochs", "ranking_epochs", "ranking_cross_layers", "warm_start_epochs", "warm_start_ranking_epochs",
                         "multitask_rating_weight", "multitask_retrieval_weight", "ranking_embedding_l2",
                         "ranking_weight", "early_stopping_patience", "embedding_l2", "rating_bias_l2_user",
                         "rating_bias_l2_item")

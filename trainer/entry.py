@@ -24,7 +24,8 @@ from tfx import v1 as tfx
 
 from core import features as F
 from core.config_loader import from_dict
-from trainer import bias_model, distribution, export, holdout_inputs, inputs, ps_training, train, warm_start
+from trainer import (bias_model, distribution, export, fault_tolerance, holdout_inputs, inputs, multi_worker,
+                     ps_training, train, warm_start)
 from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
 from trainer.early_stopping import BestEpoch, RecallAtK
@@ -112,12 +113,14 @@ def _biases(cfg: TrainerConfig, ratings, vocab) -> Optional[Biases]:
                                  cfg.rating_bias_l2_user, cfg.rating_bias_l2_item)
 
 
-def _stage_callbacks(run_dir: str, part: str, stoppers: Dict[str, BestEpoch]):
-    """The `train.train(callbacks=...)` factory: early stopping first (its metric reaches the
-    logs before TensorBoard writes them), then TensorBoard under `run_dir/part/stage`."""
+def _stage_callbacks(run_dir: str, part: str, stoppers: Dict[str, BestEpoch], backup_steps: int):
+    """The `train.train(callbacks=...)` factory: the fit's backup first (it restores the state of
+    an interrupted run at train begin, `trainer.fault_tolerance`), then early stopping (its metric
+    reaches the logs before TensorBoard writes them), then TensorBoard under `run_dir/part/stage`."""
     def make(stage: str):
+        backup = fault_tolerance.backup_callbacks(run_dir, f"{part}/{stage}", backup_steps)
         board = tf.keras.callbacks.TensorBoard(os.path.join(run_dir, part, stage), update_freq="epoch")
-        return [stoppers[stage], board] if stage in stoppers else [board]
+        return [*backup, stoppers[stage], board] if stage in stoppers else [*backup, board]
     return make
 
 
@@ -176,6 +179,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         return
     # First: a cluster strategy (TF_CONFIG) configures the runtime before any other op runs.
     strategy = distribution.choose_strategy(cfg.strategy, tpu_address=cfg.tpu_address)
+    # Every worker of a cluster saves (saving runs collectives); only the chief's copy is kept.
+    model_dir = multi_worker.write_dir(fn_args.serving_model_dir, strategy)
+    try:
+        _fit_and_save(fn_args, cfg, hyperparameters, strategy, model_dir)
+    finally:
+        multi_worker.discard(model_dir, fn_args.serving_model_dir)
+
+
+def _fit_and_save(fn_args: tfx.components.FnArgs, cfg: TrainerConfig, hyperparameters: Dict[str, object],
+                  strategy: tf.distribute.Strategy, model_dir: str) -> None:
+    """`run_fn`'s steps 1-4 under `strategy`, writing what goes to the serving_model_dir to `model_dir`."""
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     source = warm_start_source(fn_args.base_model)
     initialize, record = None, {}
@@ -186,6 +200,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                   early_stopping_patience=0)
     vocab = inputs.vocabularies(tft_output)
     data = holdout_inputs.training_inputs(fn_args.train_files, fn_args.eval_files, tft_output, vocab, cfg)
+    # On a cluster each worker reads its share of every global batch (one process: unchanged).
+    data, cluster_steps = multi_worker.trainer_inputs(data, strategy, tft_output, cfg)
     logging.info("training on %d users x %d items (vocabulary sizes incl. OOV), input held in %s; %s",
                  vocab.users, vocab.items, "memory" if data.mode == "memory" else "files (streamed)", data.counts)
     stoppers = _stoppers(cfg, data)
@@ -194,8 +210,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fit_cfg = dataclasses.replace(cfg, epochs=cfg.max_epochs, ranking_epochs=cfg.ranking_max_epochs)
     fit_biases = _biases(cfg, data.fit_ratings, vocab) if cfg.rating_bias else None
     fitted = train.train(data.fit, data.label, vocab, fit_cfg, item_probabilities=data.fit_probabilities,
-                         strategy=strategy, callbacks=_stage_callbacks(fn_args.model_run_dir, FIT_PART_SUBDIR, stoppers),
-                         steps_per_epoch=fn_args.train_steps or None, initialize=initialize, biases=fit_biases)
+                         strategy=strategy,
+                         callbacks=_stage_callbacks(fn_args.model_run_dir, FIT_PART_SUBDIR, stoppers, cfg.backup_steps),
+                         steps_per_epoch=fn_args.train_steps or cluster_steps.fit, initialize=initialize, biases=fit_biases)
     retrieval_stage = "multitask" if cfg.multitask else "retrieval"
     epochs = {
         "retrieval": stoppers[retrieval_stage].best_epoch if stoppers else cfg.epochs,
@@ -210,7 +227,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if not stoppers:
         summary["validation_at_end"] = {
             f"recall_at_{cfg.validation_cutoff}": RecallAtK(data.validation, cfg.validation_cutoff)(fitted)}
-    fit_dir = os.path.join(fn_args.serving_model_dir, FIT_PART_SUBDIR)
+    fit_dir = os.path.join(model_dir, FIT_PART_SUBDIR)
     fit_networks = export.Networks(fitted.query_tower, fitted.candidate_tower, fitted.ranking_model)
     export.save_trained(fit_networks, fit_dir)
     warm_start.save_vocabularies(tft_output, fit_dir)
@@ -219,8 +236,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         all_cfg = dataclasses.replace(cfg, epochs=epochs["retrieval"], ranking_epochs=epochs["ranking"])
         all_biases = _biases(cfg, data.train_ratings, vocab) if cfg.rating_bias else None
         refitted = train.train(data.train, data.eval, vocab, all_cfg, item_probabilities=data.train_probabilities,
-                               strategy=strategy, callbacks=_stage_callbacks(fn_args.model_run_dir, "refit", {}),
-                               steps_per_epoch=fn_args.train_steps or None, initialize=initialize, biases=all_biases)
+                               strategy=strategy,
+                               callbacks=_stage_callbacks(fn_args.model_run_dir, "refit", {}, cfg.backup_steps),
+                               steps_per_epoch=fn_args.train_steps or cluster_steps.train, initialize=initialize, biases=all_biases)
         served = export.Networks(refitted.query_tower, refitted.candidate_tower, refitted.ranking_model)
         rmse["eval"] = _rating_rmse(refitted.ranking_model, data.eval, all_biases)
         summary["networks"] = {
@@ -236,12 +254,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             FIT_PART_SUBDIR: f"the same networks, never trained on the label slice ({data.counts['label_slice']} "
                              "examples)"}
     summary["rating_rmse"] = rmse
-    export.save_trained(served, fn_args.serving_model_dir)
-    warm_start.save_vocabularies(tft_output, fn_args.serving_model_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, SUMMARY_FILE), "w") as handle:
+    export.save_trained(served, model_dir)
+    warm_start.save_vocabularies(tft_output, model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, SUMMARY_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2, sort_keys=True, default=float))
     logging.info("training summary: %s", json.dumps({k: summary[k] for k in ("epochs", "rating_rmse")}))
     if record:
-        with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, WARM_START_FILE), "w") as handle:
+        with tf.io.gfile.GFile(os.path.join(model_dir, WARM_START_FILE), "w") as handle:
             handle.write(json.dumps(record, indent=2, sort_keys=True))
 

@@ -13,7 +13,7 @@ by `trainer.streaming.holdout_inputs`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -29,12 +29,33 @@ ITEM_COLUMNS = (F.ITEM_GENRES_XF, F.ITEM_TITLE_XF, F.ITEM_YEAR_XF)
 
 
 @dataclasses.dataclass(frozen=True)
-class HoldoutInputs:
-    """What the fit-part fit, the early stopping and the refit on the whole train split read."""
+class ExampleSource:
+    """What a training split's batches are made from: what `trainer.multi_worker` shards by worker.
 
-    fit: tf.data.Dataset
+    Attributes:
+      arrays: every transformed feature with its history (in-memory input), or None.
+      patterns: the training files (streamed input), or None.
+      timeline: their `trainer.streaming.Timeline`, keeping the split's records (streamed input).
+      examples: number of examples in the split.
+    """
+
+    arrays: Optional[Dict[str, np.ndarray]] = None
+    patterns: Optional[Union[str, Sequence[str]]] = None
+    timeline: Optional[Any] = None
+    examples: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldoutInputs:
+    """What the fit-part fit, the early stopping and the refit on the whole train split read.
+
+    `fit` and `train` are the one-process batches; on a cluster `trainer.multi_worker` replaces
+    them with per-worker inputs made from `fit_source` and `train_source`.
+    """
+
+    fit: Union[tf.data.Dataset, Any]
     label: tf.data.Dataset
-    train: tf.data.Dataset
+    train: Union[tf.data.Dataset, Any]
     eval: tf.data.Dataset
     fit_probabilities: np.ndarray
     train_probabilities: np.ndarray
@@ -43,6 +64,8 @@ class HoldoutInputs:
     train_ratings: Ratings
     mode: str  # 'memory' or 'stream'
     counts: Dict[str, int]  # examples in the fit part, the label slice, train and eval
+    fit_source: Optional[ExampleSource] = None
+    train_source: Optional[ExampleSource] = None
 
 
 def check_cut(fit_examples: int, label_examples: int) -> None:

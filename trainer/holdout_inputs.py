@@ -81,4 +81,6 @@ def from_arrays(train: Dict[str, np.ndarray], eval_: Dict[str, np.ndarray], voca
     return holdout.HoldoutInputs(
         fit=batches(fit, shuffle=True), label=batches(label), train=batches(train, shuffle=True), eval=batches(eval_),
         fit_probabilities=probabilities(fit), train_probabilities=probabilities(train), validation=validation,
-        fit_ratings=ratings_of(fit), train_ratings=ratings_of(train), mode="memory", counts=counts)
+        fit_ratings=ratings_of(fit), train_ratings=ratings_of(train), mode="memory", counts=counts,
+        fit_source=holdout.ExampleSource(arrays=fit, examples=counts["fit_part"]),
+        train_source=holdout.ExampleSource(arrays=train, examples=counts["train"]))

@@ -170,11 +170,16 @@ def array_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     examples = next(iter(lengths.values()))
-    tensors = {name: tf.convert_to_tensor(value) for name, value in arrays.items()}
     indices = tf.data.Dataset.range(examples)
     if shuffle:
         indices = indices.shuffle(max(examples, 1), seed=seed, reshuffle_each_iteration=True)
-    batches = indices.batch(batch_size, drop_remainder=drop_remainder).map(
+    return gathered_batches(indices.batch(batch_size, drop_remainder=drop_remainder), arrays)
+
+
+def gathered_batches(index_batches: tf.data.Dataset, arrays: Dict[str, np.ndarray]) -> tf.data.Dataset:
+    """Batches of `arrays` (one `tf.gather` per feature) at each batch of example indices, prefetched."""
+    tensors = {name: tf.convert_to_tensor(value) for name, value in arrays.items()}
+    batches = index_batches.map(
         lambda index: {name: tf.gather(value, index) for name, value in tensors.items()},
         num_parallel_calls=AUTOTUNE,
         deterministic=True,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -157,18 +157,16 @@ def _stretches(train_patterns: Patterns, examples: int, stretches: int, seed: in
     )
 
 
-def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput, timeline: Timeline,
-                  batch_size: int, shuffle: bool = True, seed: int = 0,
+def train_records(train_patterns: Patterns, timeline: Timeline, shuffle: bool = True, seed: int = 0,
                   shuffle_buffer: int = 500_000, stretches: int = READ_STRETCHES) -> tf.data.Dataset:
-    """Batches of the training files with each example's history, re-read every epoch.
+    """(file-order index, serialized record) of the records the timeline keeps, in one epoch's order.
 
     Args:
-      timeline: `read_timeline` of the same files.
+      timeline: `read_timeline` (or `timeline_of`) of the same files; only the records it keeps
+        are read out (`Timeline.keep`).
       shuffle: read `stretches` stretches of the files round-robin (`_stretches`) and shuffle
         the records through a `shuffle_buffer`-record buffer, in a new order each epoch (False:
         file order, as `trainer.inputs.load_arrays` reads them).
-
-    Only the records the timeline keeps are read out (`Timeline.keep`).
     """
     records = (_stretches(train_patterns, timeline.records, stretches, seed) if shuffle
                else inputs.serialized_records(train_patterns).enumerate())
@@ -176,6 +174,12 @@ def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransform
         records = records.filter(_selected(timeline.keep))
     if shuffle:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return records
+
+
+def history_parser(tf_transform_output: tft.TFTransformOutput, timeline: Timeline
+                   ) -> Callable[[tf.Tensor, tf.Tensor], Dict[str, tf.Tensor]]:
+    """Parses a batch of (file-order index, serialized record) into features with their histories."""
     parse = _parse(tf_transform_output.transformed_feature_spec())
     sorted_items = tf.constant(timeline.sorted_items)
     position = tf.constant(timeline.position)
@@ -191,7 +195,21 @@ def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransform
         features[F.USER_HISTORY] = tf.where(earlier >= start, items, tf.zeros_like(items))
         return features
 
-    batches = records.batch(batch_size).map(with_history, num_parallel_calls=inputs.AUTOTUNE)
+    return with_history
+
+
+def train_dataset(train_patterns: Patterns, tf_transform_output: tft.TFTransformOutput, timeline: Timeline,
+                  batch_size: int, shuffle: bool = True, seed: int = 0,
+                  shuffle_buffer: int = 500_000, stretches: int = READ_STRETCHES) -> tf.data.Dataset:
+    """Batches of the training files with each example's history, re-read every epoch.
+
+    Args:
+      timeline: `read_timeline` of the same files (only the records it keeps are read out).
+      shuffle / seed / shuffle_buffer / stretches: the records' order (`train_records`).
+    """
+    records = train_records(train_patterns, timeline, shuffle, seed, shuffle_buffer, stretches)
+    batches = records.batch(batch_size).map(history_parser(tf_transform_output, timeline),
+                                            num_parallel_calls=inputs.AUTOTUNE)
     return _with_cardinality(batches, timeline.examples, batch_size)
 
 
@@ -303,4 +321,7 @@ def holdout_inputs(train_patterns: Patterns, eval_patterns: Patterns, tf_transfo
         mode="stream",
         counts={"fit_part": int((~mask).sum()), "label_slice": int(mask.sum()), "train": len(mask),
                 "eval": count_records(eval_patterns)},
+        fit_source=holdout.ExampleSource(patterns=train_patterns, timeline=fit_timeline, examples=fit_timeline.examples),
+        train_source=holdout.ExampleSource(patterns=train_patterns, timeline=train_timeline,
+                                           examples=train_timeline.examples),
     )
