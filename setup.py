@@ -28,7 +28,7 @@ setup(
         # ScaNN's custom ops: the ScaNN retrieval-index variant of the serving model (trainer.scann_index)
         # and the project's model server serving it. Built for TF 2.16; numpy and tensorflow are pinned above.
         "ann": ["scann==1.3.2"],
-        "dev": ["pytest", "pytest-timeout", "hypothesis", "ruff", "scann==1.3.2"],
+        "dev": ["pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "ruff", "scann==1.3.2"],
     },
     entry_points={"console_scripts": ["recsys=cli.main:main"]},
 )
