@@ -81,7 +81,7 @@ class ScannServingModel(ServingModel):
         super().__init__(*args, **kwargs)
         embeddings = self.candidate_embeddings.numpy()
         n_items = int(embeddings.shape[0])
-        seen_counts = np.diff(self.seen.row_splits.numpy())
+        seen_counts = np.diff(self.seen_row_splits.numpy())
         longest_seen = int(seen_counts.max()) if seen_counts.size else 0
         self._n_retrieved = min(n_items, self._n_candidates + min(longest_seen, index.seen_headroom))
         self.index = build_index(embeddings, self._n_retrieved, index)
