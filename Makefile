@@ -16,10 +16,10 @@ run: setup
 	$(VENV)/bin/recsys run --output $(OUTPUT)
 
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not e2e"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not e2e"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -16,20 +16,6 @@ def pytest_configure(config: pytest.Config) -> None:
     set_up_process()
 
 
-SHARED_PIPELINE_RUN = "first_run"  # tests/e2e/conftest.py: the default pipeline, run once
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
-    """Groups the tests for `pytest -n N --dist loadgroup` (what `make test` runs): a test file
-    stays on one worker (its module fixtures are built once), and every test of the shared
-    pipeline run is on the same worker, so that run happens once. Without xdist the marker is
-    inert."""
-    for item in items:
-        shares_run = SHARED_PIPELINE_RUN in getattr(item, "fixturenames", ())
-        group = SHARED_PIPELINE_RUN if shares_run else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def ml_latest_small() -> pathlib.Path:
     """The MovieLens latest-small folder from ../shared, or a skip when it is absent."""
