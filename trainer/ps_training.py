@@ -128,14 +128,8 @@ def applies(cfg: TrainerConfig, environ: Optional[Mapping[str, str]] = None) -> 
     Raises:
       ValueError: TF_CONFIG is set but not JSON.
     """
-    if cfg.strategy != "auto" or cfg.tpu_address:
-        return cfg.strategy == "parameter_server"
-    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
-    try:
-        tf_config = json.loads(raw) if raw else {}
-    except json.JSONDecodeError as err:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from err
-    return isinstance(tf_config, dict) and bool(tf_config.get("cluster", {}).get("ps"))
+    tf_config = (os.environ if environ is None else environ).get("TF_CONFIG")
+    return distribution.cluster_strategy_name(cfg.strategy, tf_config, cfg.tpu_address) == "parameter_server"
 
 
 def run(fn_args, cfg: TrainerConfig, hyperparameters: Optional[dict] = None,
