@@ -25,7 +25,7 @@ setup(
         "scipy==1.12.0",
     ],
     extras_require={
-        # ScaNN's custom ops: the ScaNN retrieval-index variant of the serving model (trainer.scann_index)
+        # ScaNN's custom ops: the ScaNN retrieval-index variant of the serving model (trainer.scann_serving_model)
         # and the project's model server serving it. Built for TF 2.16; numpy and tensorflow are pinned above.
         "ann": ["scann==1.3.2"],
         "dev": ["pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "ruff", "scann==1.3.2"],

@@ -9,7 +9,9 @@ candidate sources (`trainer.ranker_training`: sources fitted on the fit part of 
 labels from its label slice; the two-tower source uses the Trainer's `fit_part/` networks) and
 saves it to `<serving_model>/candidate_ranker`.
 
-It writes two SavedModels with the same networks and ranker:
+It writes two SavedModels with the same networks, ranker and retrieval index (brute force, or a
+ScaNN index with `retrieval_index.kind: scann`, whose SavedModels need ScaNN's custom ops: the
+evaluation step judges, and the Pusher pushes, the ScaNN model):
 * `<serving_model>/Format-Serving`: tables (histories, seen items, item-item neighbours,
   popularity) from the train split only: the model the evaluation step judges on the eval split;
 * `<full_serving_model>/Format-Serving`: the same tables from every interaction (train and eval
@@ -43,6 +45,7 @@ from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.entry import FIT_PART_SUBDIR, TRAINED_SUBDIR
 from trainer.item_item_config import ItemItemConfig
 from trainer.ranker_training import fit_candidate_ranker
+from trainer.retrieval_index import RetrievalIndexConfig
 from trainer.serving_model import ServingOptions
 
 RANKER_SUBDIR = "candidate_ranker"  # beside a serving model's Format-Serving: the ranker it serves
@@ -71,6 +74,7 @@ def build_serving_model(
     eval_patterns: Sequence[str] = (),
     full_export_dir: Optional[str] = None,
     raw_eval_patterns: Sequence[str] = (),
+    index: RetrievalIndexConfig = RetrievalIndexConfig(),
 ) -> str:
     """Builds and exports the serving model (and the all-interactions one); returns `export_dir`.
 
@@ -92,10 +96,15 @@ def build_serving_model(
       full_export_dir: where the model with tables from every interaction goes (None: not built).
       raw_eval_patterns: raw eval examples; their interactions with items outside the Transform's
         item vocabulary (first rated in the eval split) join the full model's tables by raw id.
+      index: the retrieval index of both SavedModels ('scann': `trainer.scann_serving_model`,
+        built over each model's catalog embeddings).
     """
     networks = export.load_trained(trained_dir)
     tft_output = tft.TFTransformOutput(transform_dir)
     catalog = tables.read_catalog(catalog_patterns)
+    if index.approximate:  # checked before any work: more leaves than items is a one-line error
+        leaves, searched = index.resolve_leaves(len(catalog[F.ITEM_ID]))
+        print(f"serving model: ScaNN retrieval index, {leaves} leaves, {searched} searched per query", flush=True)
     item_features = tables.transform_catalog(catalog, tft_output)
     train = _read_interactions(train_patterns, tft_output)
     trained_ranker = None
@@ -127,7 +136,7 @@ def build_serving_model(
                                                    extra_interactions=extra)
         logging.info("serving model: %d known users, %d catalog items", len(context.tables.user_keys),
                      len(context.tables.item_keys))
-        return export.export_serving(make_serving_model(networks, context, int8_candidates), directory,
+        return export.export_serving(make_serving_model(networks, context, int8_candidates, index), directory,
                                      finalize=finalize)
 
     export_with(train, export_dir)
@@ -162,10 +171,12 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
     split: Parameter[str] = "random",
     candidate_ranker: Parameter[str] = "{}",  # CandidateRankerConfig as JSON
     item_item: Parameter[str] = "{}",  # ItemItemConfig as JSON
+    retrieval_index: Parameter[str] = "{}",  # RetrievalIndexConfig as JSON
 ) -> None:
     """TFX component wrapper of `build_serving_model`."""
     ranker_cfg = from_dict(CandidateRankerConfig, json.loads(candidate_ranker), "candidate_ranker")
     item_item_cfg = from_dict(ItemItemConfig, json.loads(item_item), "item_item")
+    index_cfg = from_dict(RetrievalIndexConfig, json.loads(retrieval_index), "retrieval_index")
     trainer_dir = path_utils.serving_model_path(trained_model.uri) if trained_model is not None else None
     ranker_dir = os.path.join(serving_model.uri, RANKER_SUBDIR)
     build_serving_model(
@@ -186,6 +197,7 @@ def BuildServingModel(  # noqa: N802 - TFX component names are CamelCase
         eval_patterns=split_files(transformed_examples, F.EVAL_SPLIT),
         full_export_dir=path_utils.serving_model_path(full_serving_model.uri),
         raw_eval_patterns=split_files(examples, F.EVAL_SPLIT) if examples is not None else (),
+        index=index_cfg,
     )
     for artifact in (serving_model, full_serving_model):
         if trainer_dir is not None:

@@ -8,7 +8,9 @@ CompressModel's chosen variant (the artifact carries its ``compression_variant``
 own networks, the key ``trained_model``, are copied beside the serving model for warm starts
 and are not what is served. Stores without input keys fall back to the producer: a lone
 ``Model`` input, or the one that CompressModel produced. So the learner starts from exactly the
-networks behind the version being served.
+networks behind the version being served. The serving model's own folder is reported too
+(`pushed_model_dir`): `retrieval_note` reads from it whether the pushed model retrieves through a
+ScaNN index, which online versions do not rebuild.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from typing import List, Optional, Tuple
+
+SCANN_NOTE = ("the pushed model retrieves through a ScaNN index; learned versions retrieve by brute force "
+              "(the index is not rebuilt online)")
 
 MODEL_TYPE = "Model"
 PUSHED_MODEL_TYPE = "PushedModel"
@@ -41,6 +46,7 @@ class BaseArtifacts:
     pushed_version: str
     variant: str = ""  # the compression variant of `trained_dir` ("" when CompressModel did not run)
     ranker_dir: str = ""  # the candidate ranker the pushed model serves ("" when it has none)
+    pushed_model_dir: str = ""  # the SavedModel the Pusher copied ("" when its folder is gone)
 
 
 def _store(metadata_path: str):
@@ -137,8 +143,19 @@ def locate_base(metadata_path: str) -> BaseArtifacts:
     version = newest.custom_properties["pushed_version"].string_value if "pushed_version" in newest.custom_properties else ""
     variant = served.custom_properties[VARIANT_PROPERTY].string_value if VARIANT_PROPERTY in served.custom_properties else ""
     ranker_dir = os.path.join(serving_models[0].uri, RANKER_SUBDIR)
+    pushed_dir = os.path.join(serving_models[0].uri, SERVING_MODEL_DIR)
     return BaseArtifacts(os.path.join(served.uri, SERVING_MODEL_DIR), graphs[0].uri, version, variant,
-                         ranker_dir if os.path.isdir(ranker_dir) else "")
+                         ranker_dir if os.path.isdir(ranker_dir) else "", pushed_dir if os.path.isdir(pushed_dir) else "")
+
+
+def retrieval_note(pushed_model_dir: str) -> Optional[str]:
+    """`SCANN_NOTE` when the SavedModel in `pushed_model_dir` retrieves through a ScaNN index;
+    None for a brute-force model, or when `pushed_model_dir` is "" (the pushed model is unknown)."""
+    if not pushed_model_dir:
+        return None
+    from trainer.scann_serving_model import uses_scann_index
+
+    return SCANN_NOTE if uses_scann_index(pushed_model_dir) else None
 
 
 NETWORK_DIRS = ("query_tower", "candidate_tower", "ranking_model")  # trainer.export.NETWORKS

@@ -175,15 +175,17 @@ def _cmd_learn(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if args.trained_dir:
         trained_dir, transform_dir, ranker_dir = args.trained_dir, args.transform_dir, args.ranker_dir or ""
+        pushed_model_dir = ""
     else:
         base = artifacts.locate_base(_path(args, "metadata", "metadata.sqlite"))
         trained_dir, transform_dir, ranker_dir = base.trained_dir, base.transform_dir, base.ranker_dir
+        pushed_model_dir = base.pushed_model_dir
         served = f"compression variant '{base.variant}'" if base.variant else "the Trainer's networks"
         print(f"[learn] base: pushed version {base.pushed_version or '?'}, served networks: {served} ({trained_dir})")
     artifacts.check_base_dirs(trained_dir, transform_dir, ranker_dir)
     paths = LearnerPaths(_path(args, "log", "events"), _path(args, "data", "data"),
                          _path(args, "serving_model_dir", "serving_model"), _path(args, "state", "online"),
-                         trained_dir, transform_dir, ranker_dir)
+                         trained_dir, transform_dir, ranker_dir, pushed_model_dir)
     trainer = pipeline_cfg.trainer
     options = ServingOptions(top_k=trainer.top_k, candidates_to_rank=trainer.candidates_to_rank,
                              ranking_weight=trainer.ranking_weight)

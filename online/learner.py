@@ -17,7 +17,9 @@ int8 grid for each export (`online.networks.Int8Grid`); when the variant stores 
 candidate embeddings as int8 (`compression.json`), each export rounds them the same way. So a
 version computes what the re-quantised int8 model computes, but stores these tables as float32
 (an online version is larger on disk than the pipeline's int8 version). Weights a pruned
-variant had set to zero may become non-zero again as they learn.
+variant had set to zero may become non-zero again as they learn. Versions retrieve by brute force
+(stock ops): when the pushed model retrieves through a ScaNN index (`retrieval_index.kind:
+scann`), the learner says so in one line at start (`online.artifacts.retrieval_note`).
 The learner resumes from its latest checkpoint when that was made from the same base and no
 foreign version was published since; otherwise it starts from the base and applies the events
 after the newest span's range (`online.span_roller.rolled_end_seq`). A rollback copy
@@ -38,7 +40,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from core import version_dirs
-from online import base_data, checkpoint, guard, networks, online_tables, optimizer, profiles, rollback, span_roller
+from online import (artifacts, base_data, checkpoint, guard, networks, online_tables, optimizer, profiles, rollback,
+                    span_roller)
 from online.config import LearnerConfig
 from online.event_log import LogReader
 from online.online_sources import InteractionLog, SourceSettings
@@ -64,6 +67,7 @@ class LearnerPaths:
     trained_dir: str
     transform_dir: str
     ranker_dir: str = ""  # the pushed model's candidate ranker ("": versions order two-tower candidates)
+    pushed_model_dir: str = ""  # the pushed SavedModel of the base, read for its retrieval index ("": unknown)
 
 
 def _newest_profiles(raw: Dict[str, np.ndarray]) -> Dict[str, profiles.UserProfile]:
@@ -190,6 +194,9 @@ class OnlineLearner:
               f"{len(self.tables.item_keys)} items; events from seq {self.offset}; {guard_note}", flush=True)
         print(f"[learn] {self.compression_note}", flush=True)
         print(f"[learn] {self._describe_ranker()}", flush=True)
+        index_note = artifacts.retrieval_note(paths.pushed_model_dir)
+        if index_note:
+            print(f"[learn] {index_note}", flush=True)
 
     def _source_settings(self) -> Optional[SourceSettings]:
         """How the ranker's sources are built, as BuildServingModel built them (None: no ranker)."""

@@ -21,6 +21,7 @@ from pipeline.vertex_training import VertexTrainerJob
 from trainer.candidate_ranker_config import CandidateRankerConfig
 from trainer.config import TrainerConfig
 from trainer.item_item_config import ItemItemConfig
+from trainer.retrieval_index import SCANN_MISSING, RetrievalIndexConfig, scann_installed
 from trainer.tuner_config import TunerConfig
 
 __all__ = ["BeamConfig", "PipelineConfig", "ConfigError", "load_config", "to_dict",
@@ -102,6 +103,9 @@ class PipelineConfig:
     # sources, merged and ranked by a learned ranker (BuildServingModel trains it).
     candidate_ranker: CandidateRankerConfig = CandidateRankerConfig()
     item_item: ItemItemConfig = ItemItemConfig()
+    # How the served model finds the two-tower's candidates: brute force (stock ops, the default)
+    # or a ScaNN index (custom ops; only the plain two-tower retrieval, see `_index_rules`).
+    retrieval_index: RetrievalIndexConfig = RetrievalIndexConfig()
     # The optional Tuner node before the Trainer (`recsys run --tune`), or saved best
     # hyperparameters the Trainer reuses without tuning (`tuner.hyperparameters_file`).
     tuner: TunerConfig = TunerConfig()
@@ -118,9 +122,25 @@ class PipelineConfig:
              "candidate_ranker.sources lists 'item_item' while item_item.enabled is false: enable item_item "
              "or remove 'item_item' from candidate_ranker.sources"),
             self.vertex_trainer.strategy_rule(self.trainer.strategy) if self.vertex_trainer else (True, ""),
+            *self._index_rules(),
         ])
         if self.trainer.split != self.split:  # the Trainer cuts its label slice the way the run is split
             object.__setattr__(self, "trainer", dataclasses.replace(self.trainer, split=self.split))
+
+    def _index_rules(self) -> Tuple[Tuple[bool, str], ...]:
+        """A ScaNN index needs scann, and serves only the plain two-tower retrieval: with the
+        learned ranker or the item-item source the other sources score every catalog item and
+        read the two-tower score of any item, so the index would save no time."""
+        if not self.retrieval_index.approximate:
+            return ()
+        refused = "retrieval_index.kind 'scann' serves only the two-tower's own candidates: set"
+        return (
+            (scann_installed(), SCANN_MISSING),
+            (not self.candidate_ranker.enabled, f"{refused} candidate_ranker.enabled false (the ranker's sources "
+                                                "score every catalog item, so the index saves no time)"),
+            (not self.item_item.enabled, f"{refused} item_item.enabled false (the item-item source scores every "
+                                         "catalog item, so the index saves no time)"),
+        )
 
     def with_paths(self, output_dir: str) -> "PipelineConfig":
         """A copy whose every path lies under `output_dir`."""

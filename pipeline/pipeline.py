@@ -191,6 +191,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         split=cfg.split,
         candidate_ranker=json.dumps(dataclasses.asdict(cfg.candidate_ranker)),
         item_item=json.dumps(dataclasses.asdict(cfg.item_item)),
+        retrieval_index=json.dumps(dataclasses.asdict(cfg.retrieval_index)),
     )
     evaluate = EvaluateModel(
         serving_model=build.outputs["serving_model"],

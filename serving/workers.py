@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from serving.custom_ops import missing_ops_error, register_custom_ops
+from core.custom_ops import missing_ops_error, register_custom_ops
 from serving.signatures import SERVE_TAG, LoadError
 
 _LOG = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class SavedModelRunner:
     def __init__(self, path: str) -> None:
         """Load the SavedModel at ``path``.
 
-        Custom ops of installed packages (ScaNN's) are registered first (``serving.custom_ops``).
+        Custom ops of installed packages (ScaNN's) are registered first (``core.custom_ops``).
 
         Raises:
             LoadError: TensorFlow cannot load it (one line naming the package when it needs

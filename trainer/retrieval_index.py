@@ -3,17 +3,29 @@
 Brute force scores every catalog item with one matrix product and runs on the stock TF Serving
 binary. ScaNN (`trainer.scann_serving_model`) searches a tree of `num_leaves` partitions with
 asymmetric-hashing scores, visiting `leaves_to_search` of them per query, and re-scores the best
-`reorder` candidates exactly; its SavedModel holds ScaNN's custom ops, which only a server that
-has imported `scann` (the project's model server does) can load.
+`reorder` candidates exactly; its SavedModel holds ScaNN's custom ops, which only a process that
+has imported `scann` (the project's model server, `recsys recommend` and the evaluator do,
+`core.custom_ops`) can load. Left unset, `num_leaves` and `leaves_to_search` follow the catalog's
+size (`resolve_leaves`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import math
+from typing import Optional, Tuple
 
 from core.config_loader import check, one_of
 
 KINDS = ("brute_force", "scann")
+SCANN_REQUIREMENT = "scann==1.3.2"
+SCANN_MISSING = f"retrieval_index.kind 'scann' needs the scann package: pip install {SCANN_REQUIREMENT}"
+
+
+def scann_installed() -> bool:
+    """Whether the `scann` package can be imported (without importing it)."""
+    return importlib.util.find_spec("scann") is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +34,10 @@ class RetrievalIndexConfig:
 
     Attributes:
       kind: 'brute_force' (exact, stock ops) or 'scann' (approximate, ScaNN's custom ops).
-      num_leaves: ScaNN partitions (k-means centres) of the catalog; at most the catalog size.
-      leaves_to_search: partitions scored per query (more: higher recall, slower).
+      num_leaves: ScaNN partitions (k-means centres) of the catalog; at most the catalog size
+        (None: the square root of the catalog size, rounded).
+      leaves_to_search: partitions scored per query (more: higher recall, slower; None: a tenth
+        of `num_leaves`, at least 1).
       reorder: candidates re-scored exactly with the float embeddings (0: none; at least the
         number retrieved when set).
       dimensions_per_block: dimensions per asymmetric-hashing block (more: smaller, coarser).
@@ -34,8 +48,8 @@ class RetrievalIndexConfig:
     """
 
     kind: str = "brute_force"
-    num_leaves: int = 1000
-    leaves_to_search: int = 100
+    num_leaves: Optional[int] = None
+    leaves_to_search: Optional[int] = None
     reorder: int = 2000  # benchmarks/ann.py: at 500 recall@100 levels off below 0.95 on trained vectors
     dimensions_per_block: int = 2
     training_iterations: int = 12
@@ -44,10 +58,10 @@ class RetrievalIndexConfig:
     def __post_init__(self) -> None:
         check("retrieval_index", [
             (one_of(self.kind, KINDS), f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}"),
-            *((getattr(self, n) >= 1, f"{n} must be >= 1, got {getattr(self, n)!r}")
+            *((getattr(self, n) is None or getattr(self, n) >= 1, f"{n} must be >= 1, got {getattr(self, n)!r}")
               for n in ("num_leaves", "leaves_to_search", "dimensions_per_block", "training_iterations")),
             *((getattr(self, n) >= 0, f"{n} must be >= 0, got {getattr(self, n)!r}") for n in ("reorder", "seen_headroom")),
-            (self.leaves_to_search <= self.num_leaves,
+            (self.num_leaves is None or self.leaves_to_search is None or self.leaves_to_search <= self.num_leaves,
              f"leaves_to_search ({self.leaves_to_search}) must not exceed num_leaves ({self.num_leaves})"),
         ])
 
@@ -55,3 +69,21 @@ class RetrievalIndexConfig:
     def approximate(self) -> bool:
         """Whether the index is ScaNN (approximate, custom ops) rather than brute force."""
         return self.kind == "scann"
+
+    def resolve_leaves(self, n_items: int) -> Tuple[int, int]:
+        """(num_leaves, leaves_to_search) for a catalog of `n_items`, the unset ones automatic:
+        num_leaves = round(sqrt(n_items)) (at least 1), leaves_to_search = num_leaves // 10 (at
+        least 1).
+
+        Raises:
+          ValueError: num_leaves exceeds `n_items`, or leaves_to_search exceeds the automatic
+            num_leaves (one line).
+        """
+        num_leaves = self.num_leaves if self.num_leaves is not None else max(1, round(math.sqrt(n_items)))
+        if num_leaves > n_items:
+            raise ValueError(f"retrieval_index.num_leaves ({num_leaves}) exceeds the catalog's {n_items} items")
+        leaves_to_search = self.leaves_to_search if self.leaves_to_search is not None else max(1, num_leaves // 10)
+        if leaves_to_search > num_leaves:
+            raise ValueError(f"retrieval_index.leaves_to_search ({leaves_to_search}) exceeds the automatic "
+                             f"num_leaves ({num_leaves}) of the catalog's {n_items} items")
+        return num_leaves, leaves_to_search

@@ -12,29 +12,48 @@ keep the exact matrix product (and the float candidate embeddings): there the in
 time. Without them the float embeddings are not saved beside the index.
 
 The SavedModel holds ScaNN's custom ops (namespace `Scann`): stock TF Serving cannot load it;
-a process that has imported `scann` (the project's model server does,
-`serving.custom_ops`) can.
+a process that has imported `scann` (`core.custom_ops.register_custom_ops`: the project's model
+server, `recsys recommend` and the evaluator call it) can. `uses_scann_index` tells such a
+SavedModel from a brute-force one without loading it.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import os
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from trainer.retrieval_index import RetrievalIndexConfig
+from trainer.retrieval_index import SCANN_MISSING, RetrievalIndexConfig, scann_installed
 from trainer.serving_model import ServingModel
 
 SCANN_NAMESPACE = "Scann"  # op namespace of ScaNN's custom ops in a saved graph
-SCANN_REQUIREMENT = "scann==1.3.2"
 
 
 def require_scann() -> None:
     """Raises ImportError (one line, with the pip requirement) when `scann` is not installed."""
-    if importlib.util.find_spec("scann") is None:
-        raise ImportError(f"retrieval_index.kind 'scann' needs the scann package: pip install {SCANN_REQUIREMENT}")
+    if not scann_installed():
+        raise ImportError(SCANN_MISSING)
+
+
+def uses_scann_index(saved_model_dir: str) -> bool:
+    """Whether the SavedModel in `saved_model_dir` calls ScaNN's ops (read from its graph, not loaded).
+
+    Raises:
+      FileNotFoundError: the folder holds no `saved_model.pb`.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as handle:
+        model.ParseFromString(handle.read())
+    prefix = SCANN_NAMESPACE + ">"
+    for graph in (meta.graph_def for meta in model.meta_graphs):
+        nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+        if any(node.op.startswith(prefix) for node in nodes):
+            return True
+    return False
 
 
 def build_index(embeddings: np.ndarray, k: int, config: RetrievalIndexConfig):
@@ -49,19 +68,18 @@ def build_index(embeddings: np.ndarray, k: int, config: RetrievalIndexConfig):
       The indexed layer; `layer(queries, k=...)` gives (scores [B, k], rows int32 [B, k]).
 
     Raises:
-      ValueError: `num_leaves` exceeds the number of items (one line).
+      ValueError: `num_leaves` exceeds the number of items (one line); see
+        `RetrievalIndexConfig.resolve_leaves`, which sets the unset leaf counts.
       ImportError: scann is not installed.
     """
     require_scann()
     import tensorflow_recommenders as tfrs
 
-    n_items = int(embeddings.shape[0])
-    if config.num_leaves > n_items:
-        raise ValueError(f"retrieval_index.num_leaves ({config.num_leaves}) exceeds the catalog's {n_items} items")
+    num_leaves, leaves_to_search = config.resolve_leaves(int(embeddings.shape[0]))
     layer = tfrs.layers.factorized_top_k.ScaNN(
         k=k,
-        num_leaves=config.num_leaves,
-        num_leaves_to_search=config.leaves_to_search,
+        num_leaves=num_leaves,
+        num_leaves_to_search=leaves_to_search,
         training_iterations=config.training_iterations,
         dimensions_per_block=config.dimensions_per_block,
         num_reordering_candidates=max(config.reorder, k) if config.reorder else None,

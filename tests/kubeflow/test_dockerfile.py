@@ -27,7 +27,15 @@ def test_copies_every_package_and_installs_it_with_the_pins():
     copied = re.findall(r"^COPY (\w+)/ \1/$", DOCKERFILE, re.M)
     assert sorted(copied) == sorted(packages)
     assert re.search(r"^COPY setup.py constraints.txt \./$", DOCKERFILE, re.M)
-    assert "pip install -c constraints.txt ." in DOCKERFILE
+    assert "pip install -c constraints.txt .[${RECSYS_EXTRAS}]" in DOCKERFILE
+
+
+def test_the_default_extras_exist_in_setup_and_include_scann():
+    setup = (ROOT / "setup.py").read_text()
+    extras = _arg("RECSYS_EXTRAS").split(",")
+    assert "ann" in extras
+    for extra in extras:
+        assert re.search(rf'"{extra}": \[', setup), f"setup.py has no extra {extra!r}"
 
 
 def test_versions_match_the_development_environment():

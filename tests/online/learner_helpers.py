@@ -23,8 +23,9 @@ def start_learner(workspace, tiny_base, **overrides):
     values.update(overrides)
     trained_dir = values.pop("trained_dir", tiny_base.trained_dir)
     ranker_dir = values.pop("ranker_dir", "")
+    pushed_model_dir = values.pop("pushed_model_dir", "")
     paths = LearnerPaths(str(workspace / "log"), str(workspace / "data"), str(workspace / "serving"),
-                         str(workspace / "state"), trained_dir, tiny_base.transform_dir, ranker_dir)
+                         str(workspace / "state"), trained_dir, tiny_base.transform_dir, ranker_dir, pushed_model_dir)
     learner = OnlineLearner(paths, LearnerConfig(**values), TrainerConfig(), ServingOptions(top_k=K, candidates_to_rank=10))
     learner.start()
     return learner

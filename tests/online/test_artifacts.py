@@ -104,3 +104,16 @@ def test_with_compression_the_served_variant_is_the_base_not_the_trainer_network
     _run(store, types, "Pusher", [serving], [("PushedModel", "/p/push/1", {"pushed": 1, "pushed_version": "v1"})])
     base = artifacts.locate_base(path)
     assert base == artifacts.BaseArtifacts("/p/compress/1/Format-Serving", "/p/transform/1", "v1", "distilled_int8")
+
+
+def test_the_pushed_serving_model_and_its_ranker_are_found_beside_each_other(lineage, tmp_path):
+    path, store, types = lineage
+    build = tmp_path / "build" / "7"
+    (build / "Format-Serving").mkdir(parents=True)
+    (build / "candidate_ranker").mkdir()
+    (graph,) = _run(store, types, "Transform", [], [("TransformGraph", "/p/transform/7", {})])
+    (model,) = _run(store, types, "Trainer", [graph], [("Model", "/p/trainer/7", {})])
+    (serving,) = _run(store, types, "BuildServingModel", [model, graph], [("Model", str(build), {})])
+    _run(store, types, "Pusher", [serving], [("PushedModel", "/p/push/7", {"pushed": 1, "pushed_version": "v7"})])
+    base = artifacts.locate_base(path)
+    assert (base.pushed_model_dir, base.ranker_dir) == (str(build / "Format-Serving"), str(build / "candidate_ranker"))

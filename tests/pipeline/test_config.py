@@ -77,3 +77,71 @@ def test_a_compression_sweep_that_cannot_apply_is_a_config_error(values, expecte
     with pytest.raises(ConfigError) as caught:
         load_config(None, values).with_compression_sweep()
     assert expected in str(caught.value)
+
+
+SCANN_ONLY = {"retrieval_index": {"kind": "scann", "reorder": 300}, "candidate_ranker": {"enabled": False},
+              "item_item": {"enabled": False}}
+REFUSED = "retrieval_index.kind 'scann' serves only the two-tower's own candidates: set"
+
+
+@pytest.fixture
+def scann_present(monkeypatch):
+    """The scann package counts as installed, whether or not this environment has it."""
+    monkeypatch.setattr("pipeline.config.scann_installed", lambda: True)
+
+
+def test_the_retrieval_index_is_brute_force_by_default():
+    assert load_config().retrieval_index.kind == "brute_force"
+
+
+def test_a_scann_index_round_trips_through_json(scann_present, tmp_path):
+    cfg = load_config(None, SCANN_ONLY)
+    assert (cfg.retrieval_index.kind, cfg.retrieval_index.reorder) == ("scann", 300)
+    assert (cfg.retrieval_index.num_leaves, cfg.retrieval_index.leaves_to_search) == (None, None)  # automatic
+    path = tmp_path / "c.json"
+    values = to_dict(cfg)
+    assert values["retrieval_index"]["kind"] == "scann"
+    del values["vertex_trainer"]  # set by the Kubeflow runner only, never read from a file
+    path.write_text(json.dumps(values))
+    assert load_config(str(path)) == cfg
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({"candidate_ranker": {"enabled": True, "sources": ["two_tower", "popularity"]}},
+     f"{REFUSED} candidate_ranker.enabled false (the ranker's sources score every catalog item, "
+     "so the index saves no time)"),
+    ({"item_item": {"enabled": True}},
+     f"{REFUSED} item_item.enabled false (the item-item source scores every catalog item, so the index saves "
+     "no time)"),
+])
+def test_a_scann_index_beside_sources_that_score_every_item_is_refused(scann_present, values, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {**SCANN_ONLY, **values})
+    assert str(caught.value) == expected
+
+
+def test_a_scann_index_with_the_default_sources_names_both_keys(scann_present):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"retrieval_index": {"kind": "scann"}})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.count(REFUSED) == 2 and "candidate_ranker.enabled false" in message
+    assert "item_item.enabled false" in message
+
+
+def test_a_scann_index_without_the_package_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setattr("pipeline.config.scann_installed", lambda: False)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(SCANN_ONLY))
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path))
+    assert str(caught.value) == (f"{path}: retrieval_index.kind 'scann' needs the scann package: "
+                                 "pip install scann==1.3.2")
+
+
+def test_the_pipeline_hands_the_index_to_build_serving_model(scann_present):
+    from pipeline.pipeline import create_pipeline
+
+    cfg = load_config(None, SCANN_ONLY)
+    (build,) = [c for c in create_pipeline(cfg).components if c.id == "BuildServingModel"]
+    assert json.loads(build.exec_properties["retrieval_index"]) == to_dict(cfg)["retrieval_index"]

@@ -32,3 +32,32 @@ def test_bad_values_are_one_line_errors_naming_the_key(values, message):
 def test_a_wrong_type_names_the_key():
     with pytest.raises(ConfigError, match=r"retrieval_index.num_leaves: expected an integer"):
         from_dict(RetrievalIndexConfig, {"num_leaves": "many"}, "retrieval_index")
+
+
+def test_the_leaf_counts_are_automatic_by_default():
+    cfg = RetrievalIndexConfig(kind="scann")
+    assert (cfg.num_leaves, cfg.leaves_to_search) == (None, None)
+    # round(sqrt(n)) leaves, a tenth of them (at least 1) searched
+    assert cfg.resolve_leaves(48) == (7, 1)  # sqrt 6.93
+    assert cfg.resolve_leaves(42) == (6, 1)  # sqrt 6.48
+    assert cfg.resolve_leaves(1) == (1, 1)
+    assert cfg.resolve_leaves(12_100) == (110, 11)
+    assert cfg.resolve_leaves(1_000_000) == (1000, 100)
+
+
+def test_explicit_leaf_counts_are_kept():
+    assert RetrievalIndexConfig(kind="scann", num_leaves=10, leaves_to_search=4).resolve_leaves(48) == (10, 4)
+    assert RetrievalIndexConfig(kind="scann", num_leaves=30).resolve_leaves(1000) == (30, 3)
+    assert RetrievalIndexConfig(kind="scann", leaves_to_search=5).resolve_leaves(100) == (10, 5)
+
+
+@pytest.mark.parametrize("values, n_items, message", [
+    ({"num_leaves": 100, "leaves_to_search": 10}, 48, "retrieval_index.num_leaves (100) exceeds the catalog's 48 items"),
+    ({"num_leaves": 49}, 48, "retrieval_index.num_leaves (49) exceeds the catalog's 48 items"),
+    ({"leaves_to_search": 8}, 48,
+     "retrieval_index.leaves_to_search (8) exceeds the automatic num_leaves (7) of the catalog's 48 items"),
+])
+def test_leaf_counts_the_catalog_cannot_hold_are_one_line_errors(values, n_items, message):
+    with pytest.raises(ValueError) as caught:
+        RetrievalIndexConfig(kind="scann", **values).resolve_leaves(n_items)
+    assert str(caught.value) == message

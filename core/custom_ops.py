@@ -2,9 +2,10 @@
 
 A SavedModel built with a ScaNN retrieval index (`trainer.scann_serving_model`) calls ops of the
 `Scann` namespace that stock TensorFlow lacks; importing the `scann` package registers them in
-the process. `register_custom_ops` imports each installed package once; `missing_ops_error`
-turns TensorFlow's "Op type not registered" failure for a known namespace into one line that
-says which package to install.
+the process. `register_custom_ops` imports each installed package once; every loader of a served
+SavedModel calls it first (the model server's workers, the evaluator, the compression records,
+`recsys recommend`). `missing_ops_error` turns TensorFlow's "Op type not registered" failure for
+a known namespace into one line that says which package to install.
 """
 
 from __future__ import annotations
