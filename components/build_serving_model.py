@@ -103,8 +103,7 @@ def build_serving_model(
     tft_output = tft.TFTransformOutput(transform_dir)
     catalog = tables.read_catalog(catalog_patterns)
     if index.approximate:  # checked before any work: more leaves than items is a one-line error
-        leaves, searched = index.resolve_leaves(len(catalog[F.ITEM_ID]))
-        print(f"serving model: ScaNN retrieval index, {leaves} leaves, {searched} searched per query", flush=True)
+        index.resolve_leaves(len(catalog[F.ITEM_ID]))
     item_features = tables.transform_catalog(catalog, tft_output)
     train = _read_interactions(train_patterns, tft_output)
     trained_ranker = None
@@ -136,8 +135,11 @@ def build_serving_model(
                                                    extra_interactions=extra)
         logging.info("serving model: %d known users, %d catalog items", len(context.tables.user_keys),
                      len(context.tables.item_keys))
-        return export.export_serving(make_serving_model(networks, context, int8_candidates, index), directory,
-                                     finalize=finalize)
+        module = make_serving_model(networks, context, int8_candidates, index)
+        if index.approximate:
+            leaves, searched = module.index.leaves
+            print(f"serving model: ScaNN retrieval index, {leaves} leaves, {searched} searched per query", flush=True)
+        return export.export_serving(module, directory, finalize=finalize)
 
     export_with(train, export_dir)
     if full_export_dir:

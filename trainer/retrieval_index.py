@@ -19,6 +19,9 @@ from typing import Optional, Tuple
 from core.config_loader import check, one_of
 
 KINDS = ("brute_force", "scann")
+# Automatic leaves_to_search covers this many times the items a query asks for: k-means leaves
+# are uneven, and a query whose searched leaves hold fewer items than it asks for gets padding.
+COVERAGE = 3
 SCANN_REQUIREMENT = "scann==1.3.2"
 SCANN_MISSING = f"retrieval_index.kind 'scann' needs the scann package: pip install {SCANN_REQUIREMENT}"
 
@@ -37,7 +40,7 @@ class RetrievalIndexConfig:
       num_leaves: ScaNN partitions (k-means centres) of the catalog; at most the catalog size
         (None: the square root of the catalog size, rounded).
       leaves_to_search: partitions scored per query (more: higher recall, slower; None: a tenth
-        of `num_leaves`, at least 1).
+        of `num_leaves`, or more on a small catalog: see `resolve_leaves`).
       reorder: candidates re-scored exactly with the float embeddings (0: none; at least the
         number retrieved when set).
       dimensions_per_block: dimensions per asymmetric-hashing block (more: smaller, coarser).
@@ -70,10 +73,15 @@ class RetrievalIndexConfig:
         """Whether the index is ScaNN (approximate, custom ops) rather than brute force."""
         return self.kind == "scann"
 
-    def resolve_leaves(self, n_items: int) -> Tuple[int, int]:
+    def resolve_leaves(self, n_items: int, retrieved: int = 0) -> Tuple[int, int]:
         """(num_leaves, leaves_to_search) for a catalog of `n_items`, the unset ones automatic:
-        num_leaves = round(sqrt(n_items)) (at least 1), leaves_to_search = num_leaves // 10 (at
-        least 1).
+        num_leaves = round(sqrt(n_items)) (at least 1); leaves_to_search = a tenth of num_leaves,
+        or more where needed so that the searched leaves hold `COVERAGE` times the `retrieved`
+        items a query asks for on average (at most num_leaves, at least 1).
+
+        Args:
+          n_items: catalog size.
+          retrieved: neighbours each query asks the index for (0: not known yet).
 
         Raises:
           ValueError: num_leaves exceeds `n_items`, or leaves_to_search exceeds the automatic
@@ -82,7 +90,11 @@ class RetrievalIndexConfig:
         num_leaves = self.num_leaves if self.num_leaves is not None else max(1, round(math.sqrt(n_items)))
         if num_leaves > n_items:
             raise ValueError(f"retrieval_index.num_leaves ({num_leaves}) exceeds the catalog's {n_items} items")
-        leaves_to_search = self.leaves_to_search if self.leaves_to_search is not None else max(1, num_leaves // 10)
+        if self.leaves_to_search is None:
+            covering = math.ceil(COVERAGE * retrieved * num_leaves / n_items) if n_items else 1
+            leaves_to_search = min(num_leaves, max(1, num_leaves // 10, covering))
+        else:
+            leaves_to_search = self.leaves_to_search
         if leaves_to_search > num_leaves:
             raise ValueError(f"retrieval_index.leaves_to_search ({leaves_to_search}) exceeds the automatic "
                              f"num_leaves ({num_leaves}) of the catalog's {n_items} items")

@@ -29,6 +29,7 @@ from trainer.retrieval_index import SCANN_MISSING, RetrievalIndexConfig, scann_i
 from trainer.serving_model import ServingModel
 
 SCANN_NAMESPACE = "Scann"  # op namespace of ScaNN's custom ops in a saved graph
+PADDED_SCORE = -3e9  # slots the index could not fill with unseen items (brute force scores seen ones -1e9)
 
 
 def require_scann() -> None:
@@ -75,7 +76,7 @@ def build_index(embeddings: np.ndarray, k: int, config: RetrievalIndexConfig):
     require_scann()
     import tensorflow_recommenders as tfrs
 
-    num_leaves, leaves_to_search = config.resolve_leaves(int(embeddings.shape[0]))
+    num_leaves, leaves_to_search = config.resolve_leaves(int(embeddings.shape[0]), k)
     layer = tfrs.layers.factorized_top_k.ScaNN(
         k=k,
         num_leaves=num_leaves,
@@ -85,7 +86,9 @@ def build_index(embeddings: np.ndarray, k: int, config: RetrievalIndexConfig):
         num_reordering_candidates=max(config.reorder, k) if config.reorder else None,
         name="scann_index",
     )
-    return layer.index(tf.constant(embeddings, tf.float32))
+    indexed = layer.index(tf.constant(embeddings, tf.float32))
+    indexed.leaves = (num_leaves, leaves_to_search)  # what the index was built with
+    return indexed
 
 
 class ScannServingModel(ServingModel):
@@ -102,6 +105,7 @@ class ScannServingModel(ServingModel):
         seen_counts = np.diff(self.seen_row_splits.numpy())
         longest_seen = int(seen_counts.max()) if seen_counts.size else 0
         self._n_retrieved = min(n_items, self._n_candidates + min(longest_seen, index.seen_headroom))
+        self._n_items = n_items
         self.index = build_index(embeddings, self._n_retrieved, index)
         if self.item_item is None and self.candidate_ranker is None:
             # Only `_top_candidates` retrieves: the index holds all it needs (del untracks it).
@@ -111,9 +115,38 @@ class ScannServingModel(ServingModel):
         return tf.saved_model.SaveOptions(namespace_whitelist=[SCANN_NAMESPACE])
 
     def _top_candidates(self, query: tf.Tensor, exclude: Optional[tf.Tensor], k: int):
-        scores, rows = self.index(query, k=self._n_retrieved if exclude is not None else k)
-        if exclude is not None:
-            seen = tf.gather(exclude, rows, batch_dims=1)
-            scores = tf.where(seen, tf.fill(tf.shape(scores), -1e9), scores)
+        asked = self._n_retrieved if exclude is not None else k
+        scores, rows = self.index(query, k=asked)
+        # When the searched leaves hold fewer items than asked for, ScaNN pads the row with
+        # catalog row 0 and a NaN score, or returns fewer columns: those slots rank below
+        # everything real.
+        missing = [[0, 0], [0, tf.maximum(asked - tf.shape(scores)[1], 0)]]
+        scores = tf.pad(scores, missing, constant_values=float("nan"))
+        rows = tf.pad(rows, missing)
+        found = tf.math.is_finite(scores)
+        if exclude is not None:  # a seen item counts as not found: an unseen filler replaces it
+            found &= ~tf.gather(exclude, rows, batch_dims=1)
+        scores = tf.where(found, scores, tf.fill(tf.shape(scores), PADDED_SCORE))
         top_scores, order = tf.math.top_k(scores, k=k)
-        return top_scores, tf.gather(rows, order, batch_dims=1)
+        top_rows = tf.gather(rows, order, batch_dims=1)
+        short = tf.reduce_any(top_scores <= PADDED_SCORE)
+        return tf.cond(short, lambda: self._fill_padded(top_scores, top_rows, rows, found, exclude),
+                       lambda: (top_scores, top_rows))
+
+    def _fill_padded(self, top_scores, top_rows, rows, found, exclude):
+        """Replaces padded slots of `top_rows` by distinct unseen catalog rows (lowest first), so
+        that no item appears twice in a row; they keep `PADDED_SCORE`."""
+        n_items = self._n_items
+        fillers = tf.range(tf.minimum(n_items, tf.shape(rows)[1] + tf.shape(top_rows)[1]), dtype=rows.dtype)
+        real = tf.where(found, rows, -tf.ones_like(rows))  # padding matches no filler
+        taken = tf.reduce_any(tf.equal(fillers[None, :, None], real[:, None, :]), axis=-1)  # [B, F]
+        if exclude is not None:
+            taken |= tf.gather(exclude, tf.broadcast_to(fillers[None], tf.shape(taken)), batch_dims=1)
+        free = ~taken
+        free_rank = tf.cumsum(tf.cast(free, tf.int32), axis=1) - 1  # rank of each free filler
+        padded = top_scores <= PADDED_SCORE  # [B, k]; padded slots are the row's last ones
+        slot = tf.cumsum(tf.cast(padded, tf.int32), axis=1) - 1  # j for the j-th padded slot
+        pick = free[:, None, :] & tf.equal(free_rank[:, None, :], slot[:, :, None])  # [B, k, F]
+        has_filler = tf.reduce_any(pick, axis=-1)
+        filler_rows = tf.gather(fillers, tf.argmax(tf.cast(pick, tf.int32), axis=-1, output_type=tf.int32))
+        return top_scores, tf.where(padded & has_filler, tf.cast(filler_rows, top_rows.dtype), top_rows)

@@ -186,3 +186,46 @@ def test_with_the_item_item_source_the_variant_keeps_the_exact_product(teacher, 
     for signature in ("recommend", "retrieve"):
         want, got = getattr(brute, signature)(users), getattr(scann, signature)(users)
         np.testing.assert_array_equal(got[F.SERVING_OUTPUT_ITEMS].numpy(), want[F.SERVING_OUTPUT_ITEMS].numpy())
+
+
+@pytest.mark.parametrize("signature", ["retrieve", "retrieve_unfiltered", "recommend"])  # recommend: serving_default
+def test_an_index_that_finds_too_few_items_pads_with_distinct_unseen_items(teacher, context, world, signature):
+    """One leaf of 8 searched holds about 6 of the 48 items, fewer than the 20 asked for: ScaNN
+    pads with row 0 and NaN scores, which must not reach the answer as repeated items."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from compression.serving_variants import make_serving_model
+
+    ctx = dataclasses.replace(context, options=ServingOptions(top_k=20, candidates_to_rank=20))
+    sparse = RetrievalIndexConfig(kind="scann", num_leaves=8, leaves_to_search=1, reorder=0, seen_headroom=10)
+    module = make_serving_model(teacher, ctx, False, sparse)
+    users = [key.decode() for key in ctx.tables.user_keys]
+    out = getattr(module, signature)(tf.constant(users))
+    items, scores = out[F.SERVING_OUTPUT_ITEMS].numpy(), out[F.SERVING_OUTPUT_SCORES].numpy()
+    seen = {}
+    for row in world.train_rows:
+        seen.setdefault(row[F.USER_ID], set()).add(row[F.ITEM_ID].encode())
+    padded_rows = 0
+    for user, row, row_scores in zip(users, items, scores):
+        assert len(set(row)) == len(row), row
+        assert np.all(np.isfinite(row_scores))
+        if signature != "retrieve_unfiltered":
+            assert not set(row) & seen[user]
+        padded_rows += int(np.min(row_scores) <= -3e9)
+    assert padded_rows > 0, "the index was meant to come up short"
+
+
+def test_automatic_leaves_cover_what_a_query_asks_for(teacher, context):
+    import dataclasses
+
+    import tensorflow as tf
+
+    from compression.serving_variants import make_serving_model
+
+    ctx = dataclasses.replace(context, options=ServingOptions(top_k=20, candidates_to_rank=20))
+    module = make_serving_model(teacher, ctx, False, RetrievalIndexConfig(kind="scann", reorder=0))
+    assert module.index.leaves == (7, 7)  # 7 leaves of about 7 items: 20 + seen need all of them
+    users = tf.constant([key.decode() for key in ctx.tables.user_keys])
+    assert np.all(module.retrieve(users)[F.SERVING_OUTPUT_SCORES].numpy() > -1e9)

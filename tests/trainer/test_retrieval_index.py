@@ -45,6 +45,16 @@ def test_the_leaf_counts_are_automatic_by_default():
     assert cfg.resolve_leaves(1_000_000) == (1000, 100)
 
 
+def test_automatic_search_covers_three_times_what_a_query_retrieves():
+    cfg = RetrievalIndexConfig(kind="scann")
+    assert cfg.resolve_leaves(800, 300) == (28, 28)  # ceil(3 * 300 * 28 / 800) = 32, at most 28
+    assert cfg.resolve_leaves(12_100, 300) == (110, 11)  # ceil(8.2) = 9 < a tenth
+    assert cfg.resolve_leaves(40_000, 300) == (200, 20)  # ceil(4.5) < a tenth
+    assert cfg.resolve_leaves(10_000, 300) == (100, 10)  # ceil(9.0) = 9 < a tenth
+    assert cfg.resolve_leaves(2_500, 300) == (50, 18)  # ceil(18.0)
+    assert RetrievalIndexConfig(kind="scann", leaves_to_search=2).resolve_leaves(800, 300) == (28, 2)
+
+
 def test_explicit_leaf_counts_are_kept():
     assert RetrievalIndexConfig(kind="scann", num_leaves=10, leaves_to_search=4).resolve_leaves(48) == (10, 4)
     assert RetrievalIndexConfig(kind="scann", num_leaves=30).resolve_leaves(1000) == (30, 3)
