@@ -18,8 +18,9 @@ limit is the SavedModel called in a loop in its own process (batch 1, batch 64, 
 from two threads).  Phases: closed loop, raw calls included (interleaved rounds, best kept);
 fixed rates; the highest fixed rate each server sustains at naive's closed-loop p99
 (throughput at equal p99); 3x overload with mixed priorities; version swaps under steady load; resident memory of
-every server's process tree.  Every phase is bounded in time.  The batching servers run 2
-model worker threads plus one urgent lane (``urgent_workers=1``, ``urgent_max_batch_size=8``),
+every server's process tree.  Every phase is bounded in time.  The batching servers run
+``--batch-threads`` model worker threads (default 2; 1 lets a memory-bound model's batches fill)
+plus one urgent lane (``urgent_workers=1``, ``urgent_max_batch_size=8``),
 ``max_batch_size=64``, a queue of 2 batches, ``shed_max_class=normal`` and ``inflight_limit``
 (``--inflight-limit``, split over the front ends).
 """
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace, workdir: str) -> Dict[str, Any]:
     stats["build_s"] = time.perf_counter() - started
     data = payloads()
     batching = dict(max_batch_size=64, batch_timeout_micros=args.batch_timeout_us,
-                    num_batch_threads=2, max_enqueued_batches=2)
+                    num_batch_threads=args.batch_threads, max_enqueued_batches=2)
     scheduling = dict(urgent_workers=1, urgent_max_batch_size=8, shed_max_class="normal")
     servers: Dict[str, ServerProcess] = {}
     bases = {}
@@ -317,6 +318,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=2.0, help="gRPC deadline per request, s")
     parser.add_argument("--max-steps", type=int, default=8, help="equal-p99 ladder steps")
     parser.add_argument("--batch-timeout-us", type=int, default=2000)
+    parser.add_argument("--batch-threads", type=int, default=2,
+                        help="the batching servers' model worker threads (num_batch_threads)")
     parser.add_argument("--swap-every", type=float, default=8.0, help="seconds between installs")
     parser.add_argument("--swap-load", type=float, default=0.25,
                         help="steady load during swaps, share of the closed-loop capacity")
