@@ -11,6 +11,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from core import features as F
+from core.utf8 import to_str
 
 _EMPTY_DTYPES = {"bytes": np.bytes_, "int": np.int64, "float": np.float32}
 
@@ -56,5 +57,5 @@ def read_columns(file_patterns: Sequence[str], feature_names: Sequence[str], *, 
     columns = {}
     for name in feature_names:
         column = np.concatenate(parts[name]) if parts[name] else np.zeros(0, _EMPTY_DTYPES[kinds[name]])
-        columns[name] = column.astype(str) if decode_strings and kinds[name] == "bytes" else column
+        columns[name] = to_str(column) if decode_strings and kinds[name] == "bytes" else column
     return columns

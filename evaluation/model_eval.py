@@ -21,6 +21,7 @@ import numpy as np
 from core import features as F
 from core import tfrecord_columns
 from core.custom_ops import register_custom_ops
+from core.utf8 import to_bytes, to_str
 from evaluation import baselines, protocol, report, slices
 from evaluation.data import IdIndex, InteractionData
 
@@ -63,9 +64,9 @@ def signature_recommender(loaded, signature: str, users: IdIndex, items: IdIndex
     def recommend(user_indices: np.ndarray, k: int) -> np.ndarray:
         out = []
         for start in range(0, len(user_indices), BATCH):
-            batch = user_ids[user_indices[start:start + BATCH]].astype(bytes)
+            batch = to_bytes(user_ids[user_indices[start:start + BATCH]])
             result = fn(**{F.SERVING_INPUT_USER: tf.constant(batch)})
-            ids = result[F.SERVING_OUTPUT_ITEMS].numpy()[:, :k].astype(str)
+            ids = to_str(result[F.SERVING_OUTPUT_ITEMS].numpy()[:, :k])
             out.append(items.index(ids.ravel(), missing=-1).reshape(ids.shape))
         recs = np.concatenate(out)
         if recs.shape[1] < k:
@@ -86,8 +87,8 @@ def signature_rater(loaded, users: IdIndex, items: IdIndex) -> Callable[[np.ndar
     def predict(user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         out = []
         for start in range(0, len(user_idx), 4096):
-            u = user_ids[user_idx[start:start + 4096]].astype(bytes)
-            i = item_ids[item_idx[start:start + 4096]].astype(bytes)[:, None]
+            u = to_bytes(user_ids[user_idx[start:start + 4096]])
+            i = to_bytes(item_ids[item_idx[start:start + 4096]])[:, None]
             result = fn(**{F.USER_ID: tf.constant(u), F.ITEM_ID: tf.constant(i)})
             out.append(result[F.SERVING_OUTPUT_SCORES].numpy()[:, 0])
         return np.concatenate(out)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from core import features as F
 from core import tfrecord_columns
+from core.utf8 import to_bytes
 from trainer import history
 
 
@@ -50,7 +51,7 @@ def transform(raw: Dict[str, np.ndarray], transform_layer, batch_size: int = 819
         batch = {}
         for name, column in raw.items():
             value = column[start:start + batch_size]
-            batch[name] = tf.constant(value.astype(bytes) if value.dtype == object else value)[:, None]
+            batch[name] = tf.constant(to_bytes(value) if value.dtype == object else value)[:, None]
         for name, value in transform_layer(batch).items():
             parts.setdefault(name, []).append(value.numpy())
     return {name: np.concatenate(p) for name, p in parts.items()}

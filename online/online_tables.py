@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from core import features as F
+from core.utf8 import to_bytes
 from online import profiles
 from online.events import Event
 from online.online_sources import InteractionLog, SourceSettings, source_tables
@@ -58,7 +59,7 @@ class _Column:
 
 
 def _raw_batch(columns: Dict[str, list]) -> Dict[str, tf.Tensor]:
-    return {k: tf.constant(np.asarray(v, dtype=object).astype(bytes) if isinstance(v[0], str) else np.asarray(v))[:, None]
+    return {k: tf.constant(to_bytes(np.asarray(v, dtype=object)) if isinstance(v[0], str) else np.asarray(v))[:, None]
             for k, v in columns.items()}
 
 
@@ -234,14 +235,14 @@ class OnlineTables:
         counts = self.counts.values
         popular = np.argsort(-counts, kind="stable")
         tables = ServingTables(
-            user_keys=np.array(self.user_keys, dtype=object).astype(bytes),
+            user_keys=to_bytes(np.array(self.user_keys, dtype=object)),
             user_features=user_features,
             seen_row_splits=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             seen_values=values,
-            item_keys=np.array(self.item_keys, dtype=object).astype(bytes),
+            item_keys=to_bytes(np.array(self.item_keys, dtype=object)),
             item_features={name: column.values.copy() for name, column in self.item_features.items()},
-            item_titles=np.array(self.item_titles, dtype=object).astype(bytes),
-            item_genres=np.array(self.item_genres, dtype=object).astype(bytes),
+            item_titles=to_bytes(np.array(self.item_titles, dtype=object)),
+            item_genres=to_bytes(np.array(self.item_genres, dtype=object)),
             popular_rows=popular.astype(np.int32),
             popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
         )

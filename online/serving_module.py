@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from core import features as F
+from core.utf8 import to_bytes
 from trainer.candidate_ranker import TrainedRanker
 from trainer.ease_block import EaseBlock, EaseBlockTables
 from trainer.frozen_network import FrozenNetwork
@@ -87,7 +88,7 @@ class _RowTable(tf.Module):
 
     def replace(self, keys: np.ndarray) -> None:
         """Makes the table map exactly `keys[i] -> i`."""
-        keys = tf.constant(np.asarray(keys, dtype=object).astype(bytes))
+        keys = tf.constant(to_bytes(np.asarray(keys, dtype=object)))
         old_keys, _ = self.table.export()
         stale = tf.sparse.to_dense(tf.sets.difference(old_keys[None, :], keys[None, :]), default_value="")[0]
         if int(tf.size(stale)):
@@ -144,7 +145,7 @@ class OnlineServingModel(ServingModel):
         self.item_table = _RowTable("item_rows")
         self.request_tables = {}
         for raw, name in REQUEST_FEATURES.items():
-            keys = np.asarray(vocabularies[raw], dtype=object).astype(bytes)
+            keys = to_bytes(np.asarray(vocabularies[raw], dtype=object))
             values = transform_layer({raw: tf.constant(keys)[:, None]})[name].numpy().astype(np.int64)
             unseen = int(transform_layer({raw: tf.constant([[_UNSEEN]])})[name].numpy()[0])
             self.request_tables[raw] = tf.lookup.StaticHashTable(
@@ -252,7 +253,7 @@ class OnlineServingModel(ServingModel):
             self.item_features[k].assign(v)
         for variable, value in ((self.item_keys, tables.item_keys), (self.item_titles, tables.item_titles),
                                 (self.item_genres, tables.item_genres)):
-            variable.assign(np.asarray(value, dtype=object).astype(bytes))
+            variable.assign(to_bytes(np.asarray(value, dtype=object)))
         self.seen_values.assign(tables.seen_values.astype(np.int64))
         self.seen_row_splits.assign(tables.seen_row_splits.astype(np.int64))
         self.popular_rows.assign(tables.popular_rows[: self._k].astype(np.int32))

@@ -14,6 +14,7 @@ import tensorflow_transform as tft
 
 from core import features as F
 from core import tfrecord_columns
+from core.utf8 import to_bytes
 from trainer import history
 from trainer.candidate_sources import popularity_tables
 from trainer.ease_block import fit_ease_block
@@ -216,14 +217,14 @@ def build_tables(
         sources = popularity_tables(users, rows, times, n_users, len(catalog_keys), half_life)
     ease_tables = fit_ease_block(users, rows, len(catalog_keys), *ease) if ease is not None else None
     return ServingTables(
-        user_keys=user_vocab.astype(bytes),
+        user_keys=to_bytes(user_vocab),
         user_features=user_features,
         seen_row_splits=row_splits,
         seen_values=pairs[:, 1].astype(np.int64),
-        item_keys=catalog_keys.astype(bytes),
+        item_keys=to_bytes(catalog_keys),
         item_features=catalog_features,
-        item_titles=np.asarray(catalog[F.ITEM_TITLE]).astype(bytes),
-        item_genres=np.asarray(catalog[F.ITEM_GENRES]).astype(bytes),
+        item_titles=to_bytes(catalog[F.ITEM_TITLE]),
+        item_genres=to_bytes(catalog[F.ITEM_GENRES]),
         popular_rows=popular.astype(np.int32),
         popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
         item_item=item_item_tables,

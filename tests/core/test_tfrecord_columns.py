@@ -37,3 +37,10 @@ def test_no_matching_file(tmp_path):
         read_columns([str(tmp_path / "*.gz")], (F.USER_ID,))
     empty = read_columns([str(tmp_path / "*.gz")], (F.USER_ID, F.RATING), required=False)
     assert len(empty[F.USER_ID]) == 0 and empty[F.RATING].dtype == np.float32
+
+
+def test_non_ascii_strings_decode_as_utf8(tmp_path):
+    _write(tmp_path / "a.gz", [("Zoë", "Amélie (2001)", 4.0), ("u2", "東京物語", 3.5)])
+    columns = read_columns([str(tmp_path / "a.gz")], (F.USER_ID, F.ITEM_ID), decode_strings=True)
+    assert columns[F.USER_ID].tolist() == ["Zoë", "u2"]
+    assert columns[F.ITEM_ID].tolist() == ["Amélie (2001)", "東京物語"]
