@@ -6,9 +6,10 @@ latency).  One dispatcher thread forms a batch whenever a worker has room: the m
 key (highest class, earliest deadline), closed when it reaches ``max_batch_size`` or its
 oldest task has waited ``batch_timeout_micros``, and sends it to the live worker with the
 least outstanding rows.  A batch is also capped so that its most urgent task's deadline holds
-at the recent cost per row, and a batch led by the highest class at
-``urgent_max_batch_size``; optional lane workers take only such batches, of the highest class
-alone, so urgent work does not wait for a full heavy batch to finish.  Tasks that expire while waiting are dropped
+at the recent cost per row.  Optional lane workers take only batches of the highest class,
+capped at ``urgent_max_batch_size``, so urgent work does not wait for a full heavy batch to
+finish; regular workers take the highest class in full batches, so that a flood of urgent work
+keeps the throughput of full batches (without lanes the cap applies on every worker).  Tasks that expire while waiting are dropped
 before compute.
 """
 
@@ -192,13 +193,13 @@ class Scheduler:
                 else:
                     key, rows, opened, head = selected
                     single = not self._enable_batching or not _batchable(key)
-                    limit = self._batch_limit(key, head, urgent, now)
+                    lane = picked >= self._pool.num_workers - self._lanes
+                    limit = self._batch_limit(key, head, urgent and (lane or not self._lanes), now)
                     close_at = opened + self._batching.batch_timeout_micros / 1e6
                     if not single and rows < limit and now < close_at:
                         if not dropped:
                             self._cond.wait(timeout=min(close_at - now, _SWEEP_INTERVAL_S))
                     else:
-                        lane = picked >= self._pool.num_workers - self._lanes
                         batch, more = self._queue.take(key, limit, single, now, self._expired,
                                                        self._top if lane else 0)
                         dropped += more
@@ -218,7 +219,9 @@ class Scheduler:
 
     def _batch_limit(self, key: Hashable, head: Task, urgent: bool, now: float) -> int:
         """Rows the next batch of ``key`` may take: ``max_batch_size``, capped for urgent work
-        and so that the most urgent task's deadline still holds at the recent cost per row."""
+        (``urgent``: led by the highest class and bound for a lane, or for any worker when there
+        are no lanes) and so that the most urgent task's deadline still holds at the recent cost
+        per row."""
         limit = self._batching.max_batch_size
         if urgent and self._urgent_cap:
             limit = min(limit, self._urgent_cap)

@@ -154,6 +154,25 @@ def test_batches_led_by_the_highest_class_are_capped(scheduler_for) -> None:
     assert [values for _, values in pool.batches] == [[0], [1, 2], [3, 4], [5, 6]]
 
 
+def test_with_a_lane_regular_workers_take_the_highest_class_in_full_batches(scheduler_for) -> None:
+    """A flood of urgent work keeps full batches' throughput: only the lane's batches are capped."""
+    pool = GatedPool(2)  # worker 0 regular, worker 1 the urgent lane
+    scheduler = scheduler_for(pool, max_batch_size=4, max_enqueued_batches=4,
+                              lanes={"urgent_workers": 1, "urgent_max_batch_size": 2})
+    scheduler.submit(_task(0, LOW))
+    _wait(lambda: scheduler.outstanding()[0] == 1)  # the regular worker is busy
+    urgent = [_task(v, HIGH) for v in range(1, 9)]
+    for task in urgent:
+        scheduler.submit(task)
+    pool.gate.set()
+    for task in urgent:
+        task.future.result(timeout=5)
+    regular = [values for worker, values in pool.batches if worker == 0 and values != [0]]
+    lane = [values for worker, values in pool.batches if worker == 1]
+    assert lane and all(len(values) <= 2 for values in lane), pool.batches
+    assert any(len(values) == 4 for values in regular), pool.batches
+
+
 def test_batch_size_shrinks_to_fit_the_most_urgent_deadline(scheduler_for) -> None:
     pool = GatedPool(1, per_row_s=0.05)
     scheduler = scheduler_for(pool, max_batch_size=8, max_enqueued_batches=2)
