@@ -96,8 +96,9 @@ class SchedulingConfig:
     (each further multiple sheds the next class, up to ``shed_max_class`` or, when that is
     empty, the classes below ``default_priority``; 0 disables it, see ``serving.admission``).
     ``urgent_workers`` adds model workers that only run batches led by the highest class and
-    ``urgent_max_batch_size`` caps those batches, so urgent work does not wait behind full
-    heavy batches (``serving.scheduler``).  ``inflight_limit`` (per front-end process; 0: none)
+    ``urgent_max_batch_size`` caps those batches (on every worker when there are no lanes), so
+    urgent work does not wait behind full heavy batches; regular workers still take the highest
+    class first, in full batches (``serving.scheduler``).  ``inflight_limit`` (per front-end process; 0: none)
     refuses class ``c`` of ``C`` at the door once ``(c + 1) / C`` of that many requests are
     waiting for answers, so low classes are refused first and before the scheduler's queue or
     the pipe to the model process fills.  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
