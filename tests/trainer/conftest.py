@@ -82,10 +82,11 @@ def build_serving(transformed: TransformedTiny, tft_output, data, query_tower, c
     from core import features as F
     from trainer import inputs, serving_model, tables
 
+    from core.utf8 import to_bytes
+
     catalog = {name: np.array([row[name] for row in transformed.catalog]) for name in F.CATALOG_FEATURES}
-    catalog[F.ITEM_ID] = catalog[F.ITEM_ID].astype(bytes)
-    for name in (F.ITEM_TITLE, F.ITEM_GENRES):
-        catalog[name] = catalog[name].astype(bytes)
+    for name in (F.ITEM_ID, F.ITEM_TITLE, F.ITEM_GENRES):
+        catalog[name] = to_bytes(catalog[name])
     item_features = tables.transform_catalog(catalog, tft_output)
     embeddings = tables.embed_catalog(candidate_tower, item_features)
     names = F.USER_TRANSFORMED + (F.ITEM_ID_XF, F.TIMESTAMP_XF)

@@ -12,7 +12,7 @@ GENRES = {"a": "Action|Thriller", "b": "Comedy|Romance"}
 def item_row(item: str, group: str, year: int) -> Dict[str, object]:
     return {
         F.ITEM_ID: item,
-        F.ITEM_TITLE: f"The {group.upper()} Story {item} – Amélie ({year})",  # non-ASCII, as real titles are
+        F.ITEM_TITLE: f"The {group.upper()} Story {item} ({year})",
         F.ITEM_GENRES: GENRES[group],
         F.ITEM_YEAR: year,
     }
