@@ -167,7 +167,9 @@ def test_queue_full_is_resource_exhausted_at_once(base_path, start_server) -> No
     server = start_server(config)
     with grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        blocker = predict.Predict.future(_slow(["u1"], 500_000), timeout=10)
+        # The blocker holds the only worker for 2 s: on a loaded machine the five requests
+        # below must all be queued before it finishes, or the first to arrive runs first.
+        blocker = predict.Predict.future(_slow(["u1"], 2_000_000), timeout=10)
         time.sleep(0.15)
         queued = [predict.Predict.future(_slow(["u2"], 0), timeout=10) for _ in range(2)]
         time.sleep(0.1)
@@ -187,7 +189,9 @@ def test_priority_ordering_under_a_saturated_worker(base_path, start_server) -> 
     finished = []
     with grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        blocker = predict.Predict.future(_slow(["u1"], 500_000), timeout=10)
+        # The blocker holds the only worker for 2 s: on a loaded machine the five requests
+        # below must all be queued before it finishes, or the first to arrive runs first.
+        blocker = predict.Predict.future(_slow(["u1"], 2_000_000), timeout=10)
         time.sleep(0.15)
         futures = []
         for index, priority in enumerate(["low", "normal", "high", "low", "high"]):
