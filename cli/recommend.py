@@ -7,7 +7,7 @@ from typing import List, Tuple
 
 from core import features as F
 from core import version_dirs
-from core.custom_ops import register_custom_ops
+from core.custom_ops import load_saved_model
 
 Recommendation = Tuple[str, float, str, str]  # item id, score, title, genres
 
@@ -28,8 +28,7 @@ def recommend_from_saved_model(model_dir: str, user_id: str, k: int) -> List[Rec
     """Loads the newest version under `model_dir` and returns the user's top-`k` items."""
     import tensorflow as tf
 
-    register_custom_ops()  # a ScaNN-index model calls ScaNN's ops
-    loaded = tf.saved_model.load(resolve_version_dir(model_dir))
+    loaded = load_saved_model(resolve_version_dir(model_dir))
     out = loaded.signatures[F.SERVING_SIGNATURE](**{F.SERVING_INPUT_USER: tf.constant([user_id])})
     items = out[F.SERVING_OUTPUT_ITEMS].numpy()[0][:k]
     scores = out[F.SERVING_OUTPUT_SCORES].numpy()[0][:k]

@@ -39,7 +39,7 @@ from compression.serving_variants import Int8ServingModel, ServingContext, make_
 from core import features as F
 from core import tfrecord_columns
 from core.config_loader import from_dict
-from core.utf8 import to_bytes
+from core.utf8 import to_str
 from trainer import export, inputs, tables
 from trainer.candidate_ranker import save_ranker
 from trainer.candidate_ranker_config import CandidateRankerConfig
@@ -124,8 +124,7 @@ def build_serving_model(
     if warmup_model_name:
         from trainer import warmup_requests as warmup
 
-        users = [u.decode("utf-8") for u in to_bytes(np.asarray(
-            tft_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)[:WARMUP_USERS])] + ["unknown-user"]
+        users = list(to_str(tft_output.vocabulary_by_name(F.USER_ID_VOCAB)[:WARMUP_USERS])) + ["unknown-user"]
 
         def finalize(tmp_dir: str) -> None:
             warmup.write_warmup_requests(tmp_dir, warmup_model_name, users)

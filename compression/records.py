@@ -20,7 +20,7 @@ from compression.report import SAVED_MODEL, TFLITE, VariantRecord
 from compression.serving_variants import ServingContext, export_variant
 from compression.variants import Variant
 from core import features as F
-from core.custom_ops import register_custom_ops
+from core.custom_ops import load_saved_model
 from trainer import export, tables
 
 LATENCY_BATCHES = (1, 64)
@@ -46,8 +46,7 @@ def record_serving_variant(variant: Variant, context: ServingContext, split: mea
     sizes = (measure.disk_bytes(export_dir), measure.gzip_bytes(export_dir),
              measure.gzip_bytes(os.path.join(export_dir, "variables")))
     clock.lap("sizes")
-    register_custom_ops()  # a ScaNN-index model calls ScaNN's ops
-    loaded = tf.saved_model.load(export_dir)
+    loaded = load_saved_model(export_dir)
     clock.lap("load")
     latency = measure.serving_latency(loaded, latency_users(context), LATENCY_BATCHES, cfg.latency_repeats)
     clock.lap("latency")

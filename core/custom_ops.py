@@ -3,8 +3,8 @@
 A SavedModel built with a ScaNN retrieval index (`trainer.scann_serving_model`) calls ops of the
 `Scann` namespace that stock TensorFlow lacks; importing the `scann` package registers them in
 the process. `register_custom_ops` imports each installed package once; every loader of a served
-SavedModel calls it first (the model server's workers, the evaluator, the compression records,
-`recsys recommend`). `missing_ops_error` turns TensorFlow's "Op type not registered" failure for
+SavedModel (the model server's workers, the evaluator, the compression records, `recsys
+recommend`) goes through `load_saved_model`, which calls it first. `missing_ops_error` turns TensorFlow's "Op type not registered" failure for
 a known namespace into one line that says which package to install.
 """
 
@@ -22,6 +22,23 @@ _LOG = logging.getLogger(__name__)
 # op namespace -> (module that registers its ops, pip requirement)
 CUSTOM_OP_PACKAGES: Dict[str, Tuple[str, str]] = {"Scann": ("scann", "scann==1.3.2")}
 
+def installed(namespace: str) -> bool:
+    """Whether the package that registers `namespace`'s ops can be imported (not importing it)."""
+    try:
+        return importlib.util.find_spec(CUSTOM_OP_PACKAGES[namespace][0]) is not None
+    except ValueError:  # a module object without a spec (e.g. blocked in sys.modules)
+        return False
+
+
+def load_saved_model(path: str, **kwargs):
+    """`tf.saved_model.load(path, **kwargs)` after `register_custom_ops`: every in-project loader
+    of a served SavedModel goes through here, so a ScaNN-index model loads wherever scann is."""
+    import tensorflow as tf
+
+    register_custom_ops()
+    return tf.saved_model.load(path, **kwargs)
+
+
 _UNREGISTERED = re.compile(r"Op type not registered '(\w+)>(\w+)'")
 _lock = threading.Lock()
 _registered: Dict[str, bool] = {}
@@ -37,17 +54,14 @@ def register_custom_ops() -> Dict[str, bool]:
         for namespace, (module, _) in CUSTOM_OP_PACKAGES.items():
             if namespace in _registered:
                 continue
-            try:
-                installed = importlib.util.find_spec(module) is not None
-            except ValueError:  # a module object without a spec (e.g. blocked in sys.modules)
-                installed = False
-            if installed:
+            present = installed(namespace)
+            if present:
                 try:
                     importlib.import_module(module)
                 except ImportError as err:  # installed but broken: the load error says what is missing
                     _LOG.warning("cannot import %s (ops %s>*): %s", module, namespace, err)
-                    installed = False
-            _registered[namespace] = installed
+                    present = False
+            _registered[namespace] = present
         return dict(_registered)
 
 

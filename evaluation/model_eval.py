@@ -20,7 +20,7 @@ import numpy as np
 
 from core import features as F
 from core import tfrecord_columns
-from core.custom_ops import register_custom_ops
+from core.custom_ops import load_saved_model
 from core.utf8 import to_bytes, to_str
 from evaluation import baselines, protocol, report, slices
 from evaluation.data import IdIndex, InteractionData
@@ -109,11 +109,9 @@ def evaluate(
     Returns:
       (results: model -> metric -> value, slices: slice -> model -> metric -> value).
     """
-    import tensorflow as tf
 
     train, eval_ = index_splits(read_interactions(train_patterns), read_interactions(eval_patterns), catalog_ids)
-    register_custom_ops()  # a ScaNN-index model calls ScaNN's ops
-    loaded = tf.saved_model.load(model_dir)
+    loaded = load_saved_model(model_dir)
     users, items = train.user_index, train.item_index
     popularity = baselines.PopularityRecommender().fit(train)
     recommenders = {

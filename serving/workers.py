@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from core.custom_ops import missing_ops_error, register_custom_ops
+from core.custom_ops import load_saved_model, missing_ops_error
 from serving.signatures import SERVE_TAG, LoadError
 
 _LOG = logging.getLogger(__name__)
@@ -44,9 +44,8 @@ class SavedModelRunner:
         import tensorflow as tf  # imported where used: the scheduler runs without TensorFlow
 
         self._tf = tf
-        register_custom_ops()
         try:
-            self._model = tf.saved_model.load(path, tags=[SERVE_TAG])
+            self._model = load_saved_model(path, tags=[SERVE_TAG])
         except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, AttributeError,
                 tf.errors.OpError) as err:
             missing = missing_ops_error(path, err)

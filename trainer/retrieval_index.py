@@ -12,23 +12,25 @@ size (`resolve_leaves`).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 from typing import Optional, Tuple
 
+from core import custom_ops
 from core.config_loader import check, one_of
+from core.custom_ops import CUSTOM_OP_PACKAGES
 
 KINDS = ("brute_force", "scann")
 # Automatic leaves_to_search covers this many times the items a query asks for: k-means leaves
 # are uneven, and a query whose searched leaves hold fewer items than it asks for gets padding.
 COVERAGE = 3
-SCANN_REQUIREMENT = "scann==1.3.2"
-SCANN_MISSING = f"retrieval_index.kind 'scann' needs the scann package: pip install {SCANN_REQUIREMENT}"
+SCANN_NAMESPACE = "Scann"  # op namespace of ScaNN's custom ops (`core.custom_ops`)
+SCANN_MISSING = (f"retrieval_index.kind 'scann' needs the scann package: "
+                 f"pip install {CUSTOM_OP_PACKAGES[SCANN_NAMESPACE][1]}")
 
 
 def scann_installed() -> bool:
     """Whether the `scann` package can be imported (without importing it)."""
-    return importlib.util.find_spec("scann") is not None
+    return custom_ops.installed(SCANN_NAMESPACE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ keep the exact matrix product (and the float candidate embeddings): there the in
 time. Without them the float embeddings are not saved beside the index.
 
 The SavedModel holds ScaNN's custom ops (namespace `Scann`): stock TF Serving cannot load it;
-a process that has imported `scann` (`core.custom_ops.register_custom_ops`: the project's model
+a process that has imported `scann` (`core.custom_ops.load_saved_model`: the project's model
 server, `recsys recommend` and the evaluator call it) can. `uses_scann_index` tells such a
 SavedModel from a brute-force one without loading it.
 """
@@ -25,10 +25,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from trainer.retrieval_index import SCANN_MISSING, RetrievalIndexConfig, scann_installed
+from trainer.retrieval_index import SCANN_MISSING, SCANN_NAMESPACE, RetrievalIndexConfig, scann_installed
 from trainer.serving_model import ServingModel
 
-SCANN_NAMESPACE = "Scann"  # op namespace of ScaNN's custom ops in a saved graph
 PADDED_SCORE = -3e9  # slots the index could not fill with unseen items (brute force scores seen ones -1e9)
 
 
