@@ -24,8 +24,11 @@ import tensorflow_recommenders as tfrs
 from compression.config import CompressionConfig
 from compression.finetune import TrainingData, copy_network
 from core import features as F
-from trainer import distribution, export, towers, train
+from trainer import distribution, export, rating_residual, towers, train
+from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
+
+CALIBRATION_BATCHES = 200  # training batches the student's residual scale is fitted on
 
 
 def _select(features: Dict[str, tf.Tensor], model: tf.keras.Model) -> Dict[str, tf.Tensor]:
@@ -110,9 +113,11 @@ class DistilledRanking(tfrs.Model):
 
 
 def build_student(vocab: towers.Vocabularies, trainer_cfg: TrainerConfig,
-                  cfg: CompressionConfig) -> export.Networks:
+                  cfg: CompressionConfig, biases: Optional[Biases] = None) -> export.Networks:
     """Fresh student networks: the project's towers at the student's (smaller) size, with the
-    Trainer's query features (user-id embedding or not) and regularisation."""
+    Trainer's query features (user-id embedding or not) and regularisation; with `biases` (the
+    teacher's, `trainer.rating_residual.network_biases`) the rating student predicts the residual
+    over that bias model, as the teacher does."""
     dim = cfg.student_embedding_dim
     return export.Networks(
         towers.build_query_tower(vocab, dim, cfg.student_tower_layers,
@@ -121,7 +126,7 @@ def build_student(vocab: towers.Vocabularies, trainer_cfg: TrainerConfig,
         towers.build_candidate_tower(vocab, dim, cfg.student_tower_layers, embedding_l2=trainer_cfg.embedding_l2),
         towers.build_ranking_model(vocab, dim, cfg.student_ranking_layers,
                                    trainer_cfg.ranking_cross_layers, trainer_cfg.ranking_low_rank,
-                                   trainer_cfg.ranking_embedding_l2),
+                                   trainer_cfg.ranking_embedding_l2, biases=biases),
     )
 
 
@@ -141,7 +146,8 @@ def distill(teacher: export.Networks, data: TrainingData, trainer_cfg: TrainerCo
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     tf.keras.utils.set_random_seed(cfg.seed)
-    student = build_student(data.vocab, trainer_cfg, cfg)
+    teacher_biases = rating_residual.network_biases(teacher.ranking_model)
+    student = build_student(data.vocab, trainer_cfg, cfg, teacher_biases)
     print(f"distillation: student dim {cfg.student_embedding_dim}, alpha {alpha}, "
           f"T {cfg.distillation_temperature}, {cfg.student_epochs} epochs", flush=True)
     retrieval = DistilledRetrieval(
@@ -155,4 +161,10 @@ def distill(teacher: export.Networks, data: TrainingData, trainer_cfg: TrainerCo
     ranking.compile(optimizer=tf.keras.optimizers.Adam(
         distribution.learning_rate(trainer_cfg.ranking_learning_rate, trainer_cfg)))
     ranking.fit(data.train, epochs=cfg.student_epochs, verbose=2)
+    if teacher_biases is not None:
+        # The student's residual, shrunk to fit the teacher's (whose own was shrunk on held-out
+        # ratings by the Trainer): it keeps no more of the residual than the teacher does.
+        scale = rating_residual.calibrate(student.ranking_model, data.train, teacher_biases,
+                                          target=teacher.ranking_model, max_batches=CALIBRATION_BATCHES)
+        print(f"distillation: rating student's residual scaled by {scale:.3f} towards the teacher's", flush=True)
     return student

@@ -25,7 +25,7 @@ from tfx import v1 as tfx
 from core import features as F
 from core.config_loader import from_dict
 from trainer import (bias_model, distribution, export, fault_tolerance, holdout_inputs, inputs, multi_worker,
-                     ps_training, train, warm_start)
+                     ps_training, rating_residual, train, warm_start)
 from trainer.bias_model import Biases
 from trainer.config import TrainerConfig
 from trainer.early_stopping import BestEpoch, RecallAtK
@@ -227,11 +227,14 @@ def _fit_and_save(fn_args: tfx.components.FnArgs, cfg: TrainerConfig, hyperparam
     if not stoppers:
         summary["validation_at_end"] = {
             f"recall_at_{cfg.validation_cutoff}": RecallAtK(data.validation, cfg.validation_cutoff)(fitted)}
+    rmse = {"label_slice_unshrunk": _rating_rmse(fitted.ranking_model, data.label, fit_biases)}
+    scale = rating_residual.calibrate(fitted.ranking_model, data.label, fit_biases) if fit_biases else None
+    summary["rating_residual_scale"] = scale
+    rmse["label_slice"] = _rating_rmse(fitted.ranking_model, data.label, fit_biases)
     fit_dir = os.path.join(model_dir, FIT_PART_SUBDIR)
     fit_networks = export.Networks(fitted.query_tower, fitted.candidate_tower, fitted.ranking_model)
     export.save_trained(fit_networks, fit_dir)
     warm_start.save_vocabularies(tft_output, fit_dir)
-    rmse = {"label_slice": _rating_rmse(fitted.ranking_model, data.label, fit_biases)}
     if cfg.refit_on_all:
         all_cfg = dataclasses.replace(cfg, epochs=epochs["retrieval"], ranking_epochs=epochs["ranking"])
         all_biases = _biases(cfg, data.train_ratings, vocab) if cfg.rating_bias else None
@@ -239,6 +242,8 @@ def _fit_and_save(fn_args: tfx.components.FnArgs, cfg: TrainerConfig, hyperparam
                                strategy=strategy,
                                callbacks=_stage_callbacks(fn_args.model_run_dir, "refit", {}, cfg.backup_steps),
                                steps_per_epoch=fn_args.train_steps or cluster_steps.train, initialize=initialize, biases=all_biases)
+        if scale is not None and all_biases is not None:  # the fit part's scale: no held-out ratings remain
+            rating_residual.shrink_towards(refitted.ranking_model, all_biases, scale)
         served = export.Networks(refitted.query_tower, refitted.candidate_tower, refitted.ranking_model)
         rmse["eval"] = _rating_rmse(refitted.ranking_model, data.eval, all_biases)
         summary["networks"] = {
