@@ -18,6 +18,7 @@ _EXPORTS = {
     "import_interactions_csv": "ingest.generic_csv",
     "import_movielens_100k": "ingest.movielens",
     "import_movielens_csv": "ingest.movielens",
+    "import_movielens_dat": "ingest.movielens",
     "detect_format": "ingest.importers",
     "import_any": "ingest.importers",
     "generate_synthetic": "ingest.generator",
@@ -45,6 +46,7 @@ __all__ = [
     "import_interactions_csv",
     "import_movielens_100k",
     "import_movielens_csv",
+    "import_movielens_dat",
     "iter_chunks",
     "planted_truth",
     "read_examples",
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from ingest.generator import generate_synthetic, iter_chunks, planted_truth
     from ingest.generic_csv import ColumnMapping, import_interactions_csv
     from ingest.importers import detect_format, import_any
-    from ingest.movielens import import_movielens_100k, import_movielens_csv
+    from ingest.movielens import import_movielens_100k, import_movielens_csv, import_movielens_dat
     from ingest.report import DataReport
     from ingest.writer import (
         SpanWriter,

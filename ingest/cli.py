@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = commands.add_parser("import", help="import MovieLens or a generic interactions CSV")
     source.add_argument("src", metavar="SRC", help="MovieLens folder or interactions CSV")
     source.add_argument("--output", required=True, metavar="DIR", help="output folder")
-    source.add_argument("--format", default="auto", choices=("auto", "ml-100k", "ml-csv", "csv"))
+    source.add_argument("--format", default="auto", choices=("auto", "ml-100k", "ml-csv", "ml-dat", "csv"))
     source.add_argument("--user-col", default=features.USER_ID, help="csv: user id column")
     source.add_argument("--item-col", default=features.ITEM_ID, help="csv: item id column")
     source.add_argument("--rating-col", default=features.RATING, help="csv: rating column")

@@ -5,6 +5,7 @@ Formats:
 * ``ml-100k``: a folder with ``u.data`` (MovieLens 100K);
 * ``ml-csv``: a folder with ``ratings.csv`` and ``movies.csv`` (MovieLens latest-small, 25M,
   32M);
+* ``ml-dat``: a folder with ``ratings.dat`` and ``movies.dat`` (MovieLens 1M, 10M);
 * ``csv``: a single delimited file with a header (`generic_csv.import_interactions_csv`).
 """
 
@@ -17,7 +18,7 @@ from ingest import assemble, generic_csv, movielens
 from ingest.errors import DataError
 from ingest.report import DataReport
 
-FORMATS = ("ml-100k", "ml-csv", "csv")
+FORMATS = ("ml-100k", "ml-csv", "ml-dat", "csv")
 
 
 def detect_format(path: str) -> str:
@@ -27,7 +28,7 @@ def detect_format(path: str) -> str:
       path: a MovieLens folder or an interactions file.
 
     Returns:
-      "ml-100k", "ml-csv" or "csv".
+      "ml-100k", "ml-csv", "ml-dat" or "csv".
 
     Raises:
       DataError: the path does not exist, or is a folder of no known format.
@@ -40,9 +41,12 @@ def detect_format(path: str) -> str:
         return "ml-100k"
     if os.path.isfile(os.path.join(path, "ratings.csv")):
         return "ml-csv"
+    if os.path.isfile(os.path.join(path, "ratings.dat")):
+        return "ml-dat"
     raise DataError(
-        f"{path}: unknown data format: a folder needs u.data (MovieLens 100K) or ratings.csv and "
-        f"movies.csv (MovieLens CSV); a generic interactions CSV is given as the file itself"
+        f"{path}: unknown data format: a folder needs u.data (MovieLens 100K), ratings.csv and "
+        f"movies.csv (MovieLens CSV) or ratings.dat and movies.dat (MovieLens 1M/10M); a generic "
+        f"interactions CSV is given as the file itself"
     )
 
 
@@ -83,4 +87,6 @@ def import_any(
         return movielens.import_movielens_100k(path, out_dir, eval_fraction, options)
     if data_format == "ml-csv":
         return movielens.import_movielens_csv(path, out_dir, eval_fraction, options)
+    if data_format == "ml-dat":
+        return movielens.import_movielens_dat(path, out_dir, eval_fraction, options)
     return generic_csv.import_interactions_csv(path, out_dir, mapping, eval_fraction, items_path, options)
