@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the whole TFX pipeline locally")
-    run.add_argument("--data", help="MovieLens 100K folder, ratings.csv/movies.csv folder or interactions CSV (default: embedded synthetic data)")
+    run.add_argument("--data", help="MovieLens 100K folder, ratings.csv/movies.csv folder, ratings.dat/movies.dat folder (1M, 10M) "
+                          "or interactions CSV (default: embedded synthetic data)")
     run.add_argument("--output", default=DEFAULT_OUTPUT, help="output directory (default: %(default)s)")
     run.add_argument("--config", help="JSON config file (keys of pipeline.config.PipelineConfig)")
     run.add_argument("--split", choices=("time", "random"), help="train/eval split (default: time)")

@@ -60,6 +60,7 @@ class Source:
     path: str
     format: str
     interactions_file: str
+    columns: str = ""  # which columns were read as what (generic CSV), for the report
 
 
 class StagingArea:
@@ -142,6 +143,7 @@ def write_import(
     report = DataReport(
         source=source.path,
         format=source.format,
+        columns=source.columns,
         span=options.span,
         rows_read=rows_read,
         rows_written=dict(span_writer.rows_written),

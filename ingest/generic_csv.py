@@ -53,6 +53,13 @@ class ColumnMapping:
         """The mapped user side columns."""
         return [c for c in (self.user_age, self.user_gender, self.user_occupation) if c is not None]
 
+    def describe(self) -> str:
+        """One line naming the columns read, e.g. "user userId, item movieId, rating rating, ..."."""
+        rating = self.rating if self.rating is not None else "none (implicit feedback)"
+        delimiter = {"\t": "tab"}.get(self.delimiter, repr(self.delimiter))
+        return (f"user {self.user}, item {self.item}, rating {rating}, timestamp {self.timestamp}, "
+                f"delimiter {delimiter}")
+
     def item_columns(self) -> List[str]:
         """The mapped item side columns."""
         return [c for c in (self.item_title, self.item_genres, self.item_year) if c is not None]
@@ -102,7 +109,7 @@ def import_interactions_csv(
         num_fields=len(source_file.header),
     )
     side = _SideCollector(mapping, index, tables, report, source_file.name, collect_items=bool(item_columns))
-    source = assemble.Source(path, "csv", source_file.name)
+    source = assemble.Source(path, "csv", source_file.name, columns=mapping.describe())
     with assemble.StagingArea(out_dir, os.path.getsize(path), options) as stage:
         rows_read = interactions.stage_rows(source_file, columns, stage, report, hook=side)
         return assemble.write_import(stage, tables, report, source, out_dir, eval_fraction, rows_read, options)

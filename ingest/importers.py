@@ -6,7 +6,8 @@ Formats:
 * ``ml-csv``: a folder with ``ratings.csv`` and ``movies.csv`` (MovieLens latest-small, 25M,
   32M);
 * ``ml-dat``: a folder with ``ratings.dat`` and ``movies.dat`` (MovieLens 1M, 10M);
-* ``csv``: a single delimited file with a header (`generic_csv.import_interactions_csv`).
+* ``csv``: a single delimited file with a header (`generic_csv.import_interactions_csv`); given
+  without column names, they and the delimiter are read off the header (`column_guess`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from ingest import assemble, generic_csv, movielens
+from ingest import assemble, column_guess, generic_csv, movielens
 from ingest.errors import DataError
 from ingest.report import DataReport
 
@@ -89,4 +90,6 @@ def import_any(
         return movielens.import_movielens_csv(path, out_dir, eval_fraction, options)
     if data_format == "ml-dat":
         return movielens.import_movielens_dat(path, out_dir, eval_fraction, options)
+    if mapping == generic_csv.ColumnMapping():  # no columns named: read them off the header
+        mapping = column_guess.guess_mapping(column_guess.read_header_line(path))
     return generic_csv.import_interactions_csv(path, out_dir, mapping, eval_fraction, items_path, options)

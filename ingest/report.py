@@ -22,7 +22,7 @@ class DataReport:
 
     Attributes:
       source: the input path, or a description of the synthetic world.
-      format: "synthetic", "ml-100k", "ml-csv" or "csv".
+      format: "synthetic", "ml-100k", "ml-csv", "ml-dat" or "csv".
       span: the span number written.
       rows_read: interaction rows read from the source (header lines excluded).
       rows_written: rows written per split ("train", "eval").
@@ -38,6 +38,7 @@ class DataReport:
       dropped: dropped rows by cleaning reason.
       fixed: rows kept after a fix, by cleaning reason.
       samples: the first few cleaning events, each naming file, line and field.
+      columns: which columns were read as user, item, rating and timestamp (generic CSV).
     """
 
     source: str
@@ -55,6 +56,7 @@ class DataReport:
     dropped: Dict[str, int] = dataclasses.field(default_factory=dict)
     fixed: Dict[str, int] = dataclasses.field(default_factory=dict)
     samples: List[str] = dataclasses.field(default_factory=list)
+    columns: str = ""
 
     @property
     def total_written(self) -> int:
@@ -91,6 +93,7 @@ class DataReport:
         rows = [
             ("source", self.source),
             ("format", self.format),
+            *((("columns", self.columns),) if self.columns else ()),
             ("span", str(self.span)),
             ("rows read", f"{self.rows_read:,}"),
         ]
