@@ -99,7 +99,7 @@ class SchedulingConfig:
     ``urgent_max_batch_size`` caps those batches (on every worker when there are no lanes), so
     urgent work does not wait behind full heavy batches; regular workers still take the highest
     class first, in full batches (``serving.scheduler``).  ``inflight_limit`` (per front-end process; 0: none)
-    refuses class ``c`` of ``C`` at the door once ``(c + 1) / C`` of that many requests are
+    refuses class ``c`` of ``C`` at the door once ``((c + 1) / C) ** 2`` of that many requests are
     waiting for answers, so low classes are refused first and before the scheduler's queue or
     the pipe to the model process fills.  ``tf_intra_op_threads``/``tf_inter_op_threads`` cap the
     threads each model worker's TensorFlow runtime uses (0: TensorFlow's default, one per

@@ -252,14 +252,17 @@ def refused_at_door(scheduling: SchedulingConfig, level: int, shed_below: int, i
 
     Returns:
         True when the class is shed, or when ``inflight`` has reached the class's share of
-        ``inflight_limit``: class ``c`` of ``C`` may fill ``(c + 1) / C`` of it, so the lowest
-        classes are refused first and the highest only at the limit.
+        ``inflight_limit``: class ``c`` of ``C`` may fill ``((c + 1) / C) ** 2`` of it, so the
+        lowest classes are refused first and the highest only at the limit. The squares keep
+        most of the limit for the top classes (with 3 classes: low 1/9, normal 4/9, high all):
+        lower-class requests admitted early would otherwise hold the slots that urgent ones
+        arriving later need, while they wait behind them in the scheduler's queue.
     """
     if level < shed_below:
         return True
     limit = scheduling.inflight_limit
     classes = len(scheduling.priority_classes)
-    return bool(limit) and inflight >= limit * (level + 1) / classes
+    return bool(limit) and inflight >= limit * ((level + 1) / classes) ** 2
 
 
 def shed_refusal(priority: str) -> ServingError:

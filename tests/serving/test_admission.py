@@ -97,10 +97,11 @@ def test_inflight_limit_shares_refuse_the_lowest_classes_first() -> None:
     from serving.config import SchedulingConfig
     from serving.core import refused_at_door
 
-    scheduling = SchedulingConfig(inflight_limit=6)  # low may fill 2, normal 4, high 6
+    scheduling = SchedulingConfig(inflight_limit=9)  # low may fill 1, normal 4, high 9
     assert [[refused_at_door(scheduling, level, 0, inflight) for level in range(3)]
-            for inflight in (1, 2, 4, 6)] == [[False, False, False], [True, False, False],
-                                              [True, True, False], [True, True, True]]
+            for inflight in (0, 1, 3, 4, 8, 9)] == [[False, False, False], [True, False, False],
+                                                    [True, False, False], [True, True, False],
+                                                    [True, True, False], [True, True, True]]
     assert not refused_at_door(SchedulingConfig(), 0, 0, 10 ** 6)  # 0: no limit
     assert refused_at_door(SchedulingConfig(), 0, 1, 0)  # lag shedding still applies
 
