@@ -9,11 +9,13 @@ in this order:
 2. ``missing_field``: the user, item, rating or timestamp field is empty;
    ``line_break_in_id``: the user or item id holds a line break (a quoted CSV field may): the
    served model stores its keys one per line (`trainer.table_storage`);
-3. ``non_numeric``: the rating or the timestamp is not a number;
+3. ``non_numeric``: the rating is not a number, or the timestamp is neither a number nor an
+   ISO 8601 date (timestamps may be Unix seconds, Unix milliseconds or ISO dates:
+   `parsing.parse_timestamp`);
 4. ``rating_out_of_range``: the rating is NaN, infinite or outside
    [`features.MIN_RATING`, `features.MAX_RATING`];
-5. ``timestamp_invalid``: the timestamp is NaN, infinite, not a whole number of seconds, or
-   outside [0, `parsing.MAX_TIMESTAMP`) (1970 to 2100);
+5. ``timestamp_invalid``: the timestamp is NaN, infinite, not a whole number, or outside
+   [0, `parsing.MAX_TIMESTAMP`) seconds (1970 to 2100) once read;
 6. ``exact_duplicate``: same user, item, rating and timestamp as an earlier row (the first
    row in file order is kept);
 7. ``duplicate_user_item``: after exact duplicates are gone, the same (user, item) pair

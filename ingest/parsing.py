@@ -6,6 +6,7 @@ field, which the importer counts; side values that are merely invalid become unk
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from typing import Dict, Iterable, List, Tuple
@@ -24,6 +25,9 @@ from ingest.cleaning import (
 )
 
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01T00:00:00Z
+# Whole numbers from here up to MAX_TIMESTAMP * 1000 are Unix milliseconds (1973-03-03 onwards;
+# as seconds they would lie beyond 2100).
+MIN_MILLISECONDS = 100_000_000_000
 MIN_YEAR = 1800
 MAX_YEAR = 2100
 
@@ -134,27 +138,48 @@ def parse_rating(text: str, field: str) -> float:
 
 
 def parse_timestamp(text: str, field: str) -> int:
-    """Parses a Unix timestamp in whole seconds.
+    """Parses a timestamp into Unix seconds.
+
+    Accepted: Unix seconds ("964982703", "964982703.0"), Unix milliseconds (a whole number from
+    `MIN_MILLISECONDS` on: "1433221332117" -> 1433221332, rounded down) and ISO 8601 dates
+    ("2015-06-02", "2015-06-02 05:02:12", "2015-06-02T05:02:12Z", with an offset or without one,
+    then UTC).
 
     Args:
-      text: the field's stripped text ("964982703" or "964982703.0").
+      text: the field's stripped text.
       field: the column name, for messages.
 
     Returns:
-      The timestamp.
+      The timestamp in whole seconds.
 
     Raises:
-      RowRejected: `non_numeric` or `timestamp_invalid`.
+      RowRejected: `non_numeric` (neither a number nor a date) or `timestamp_invalid`.
     """
     try:
         number = float(text)
     except ValueError:
-        raise RowRejected(NON_NUMERIC, field, f"{text!r} is not a number") from None
+        return _parse_date(text, field)
     if not math.isfinite(number) or number != math.floor(number):
         raise RowRejected(TIMESTAMP_INVALID, field, f"{text!r} is not a whole number of seconds")
     value = int(number)  # exact: the valid range is far below 2**53
+    if MIN_MILLISECONDS <= value < MAX_TIMESTAMP * 1000:
+        value //= 1000
     if not 0 <= value < MAX_TIMESTAMP:
-        raise RowRejected(TIMESTAMP_INVALID, field, f"{text!r} outside [0, {MAX_TIMESTAMP})")
+        raise RowRejected(TIMESTAMP_INVALID, field, f"{text!r} outside [0, {MAX_TIMESTAMP}) seconds")
+    return value
+
+
+def _parse_date(text: str, field: str) -> int:
+    """An ISO 8601 date or date-time as Unix seconds (UTC unless it carries an offset)."""
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise RowRejected(NON_NUMERIC, field, f"{text!r} is neither a number nor an ISO date") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    value = math.floor(moment.timestamp())
+    if not 0 <= value < MAX_TIMESTAMP:
+        raise RowRejected(TIMESTAMP_INVALID, field, f"{text!r} outside 1970-01-01 .. 2100-01-01")
     return value
 
 

@@ -23,7 +23,12 @@ def test_parse_rating_rejects_with_reason_and_field(text, reason):
     assert caught.value.field == "stars"
 
 
-@pytest.mark.parametrize("text, expected", [("0", 0), ("964982703", 964982703), ("964982703.0", 964982703)])
+@pytest.mark.parametrize("text, expected", [
+    ("0", 0), ("964982703", 964982703), ("964982703.0", 964982703),
+    ("1433221332117", 1433221332), ("100000000000", 100000000),  # Unix milliseconds
+    ("2015-06-02", 1433203200), ("2015-06-02 05:02:12", 1433221332), ("2015-06-02T05:02:12Z", 1433221332),
+    ("2015-06-02T07:02:12+02:00", 1433221332),  # ISO dates, UTC unless an offset is given
+])
 def test_parse_timestamp_accepts_whole_seconds(text, expected):
     assert parsing.parse_timestamp(text, "timestamp") == expected
 
@@ -31,6 +36,9 @@ def test_parse_timestamp_accepts_whole_seconds(text, expected):
 @pytest.mark.parametrize("text, reason", [
     ("soon", cleaning.NON_NUMERIC), ("-5", cleaning.TIMESTAMP_INVALID), ("12.5", cleaning.TIMESTAMP_INVALID),
     ("nan", cleaning.TIMESTAMP_INVALID), (str(parsing.MAX_TIMESTAMP), cleaning.TIMESTAMP_INVALID),
+    ("99999999999", cleaning.TIMESTAMP_INVALID),  # beyond 2100 as seconds, before 1973 as milliseconds
+    (str(parsing.MAX_TIMESTAMP * 1000), cleaning.TIMESTAMP_INVALID), ("1969-12-31", cleaning.TIMESTAMP_INVALID),
+    ("2015-13-02", cleaning.NON_NUMERIC),
 ])
 def test_parse_timestamp_rejects(text, reason):
     with pytest.raises(cleaning.RowRejected) as caught:

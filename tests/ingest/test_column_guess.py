@@ -65,3 +65,17 @@ def test_an_unrecognisable_header_is_still_a_one_line_error_naming_the_columns(t
     source = helpers.write_lines(tmp_path / "x.csv", ["a,b,c", "1,2,3"])
     with pytest.raises(DataError, match=r"x.csv: missing column\(s\) 'user_id', 'item_id', 'rating', 'timestamp'"):
         import_any(str(source), str(tmp_path / "out"))
+
+
+def test_event_log_with_millisecond_and_iso_timestamps(tmp_path):
+    # the shape of public e-commerce event logs: ms timestamps, an event column, no rating
+    source = helpers.write_lines(tmp_path / "events.csv", [
+        "timestamp,visitorid,event,itemid,transactionid",
+        "1433221332117,257597,view,355908,", "1433224214164,992329,view,248676,",
+        "2015-06-02T07:00:00Z,257597,addtocart,248676,"])
+    report = import_any(str(source), str(tmp_path / "out"), eval_fraction=0.34)
+    assert report.dropped == {} and report.total_written == 3
+    assert report.columns.startswith("user visitorid, item itemid, rating none (implicit feedback)")
+    rows = helpers.read_split(tmp_path / "out", features.TRAIN_SPLIT) + \
+        helpers.read_split(tmp_path / "out", features.EVAL_SPLIT)
+    assert [r[features.TIMESTAMP] for r in rows] == [1433221332, 1433224214, 1433228400]
