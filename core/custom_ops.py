@@ -4,8 +4,9 @@ A SavedModel built with a ScaNN retrieval index (`trainer.scann_serving_model`) 
 `Scann` namespace that stock TensorFlow lacks; importing the `scann` package registers them in
 the process. `register_custom_ops` imports each installed package once; every loader of a served
 SavedModel (the model server's workers, the evaluator, the compression records, `recsys
-recommend`) goes through `load_saved_model`, which calls it first. `missing_ops_error` turns TensorFlow's "Op type not registered" failure for
-a known namespace into one line that says which package to install.
+recommend`) goes through `load_saved_model`, which calls it first. `missing_ops_error` turns
+TensorFlow's "Op type not registered" failure for a known namespace into one line that says
+which package to install.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _LOG = logging.getLogger(__name__)
 
 # op namespace -> (module that registers its ops, pip requirement)
 CUSTOM_OP_PACKAGES: Dict[str, Tuple[str, str]] = {"Scann": ("scann", "scann==1.3.2")}
+
 
 def installed(namespace: str) -> bool:
     """Whether the package that registers `namespace`'s ops can be imported (not importing it)."""

@@ -228,7 +228,7 @@ def _fit_and_save(fn_args: tfx.components.FnArgs, cfg: TrainerConfig, hyperparam
         summary["validation_at_end"] = {
             f"recall_at_{cfg.validation_cutoff}": RecallAtK(data.validation, cfg.validation_cutoff)(fitted)}
     rmse = {"label_slice_unshrunk": _rating_rmse(fitted.ranking_model, data.label, fit_biases)}
-    scale = rating_residual.calibrate(fitted.ranking_model, data.label, fit_biases) if fit_biases else None
+    scale = rating_residual.calibrate(fitted.ranking_model, data.label, fit_biases) if fit_biases is not None else None
     summary["rating_residual_scale"] = scale
     rmse["label_slice"] = _rating_rmse(fitted.ranking_model, data.label, fit_biases)
     fit_dir = os.path.join(model_dir, FIT_PART_SUBDIR)

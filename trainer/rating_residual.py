@@ -28,11 +28,10 @@ import tensorflow as tf
 
 from core import features as F
 from trainer.bias_model import Biases
+from trainer.towers import GLOBAL_MEAN_LAYER, RATING_LAYER, bias_layer_name, bias_table
 
-RATING_LAYER = "rating"  # the residual's output Dense layer (towers._dcn_rating)
-GLOBAL_MEAN_LAYER = "global_mean"  # the Rescaling layer adding the global mean (towers._with_biases)
-USER_BIAS_LAYER = f"{F.USER_ID_XF}_bias_embedding"
-ITEM_BIAS_LAYER = f"{F.ITEM_ID_XF}_bias_embedding"
+USER_BIAS_LAYER = bias_layer_name(F.USER_ID_XF)
+ITEM_BIAS_LAYER = bias_layer_name(F.ITEM_ID_XF)
 
 
 def _layer(network: tf.keras.Model, name: str) -> Optional[tf.keras.layers.Layer]:
@@ -76,12 +75,6 @@ def residual_scale(predictions: np.ndarray, bias_predictions: np.ndarray, labels
     return float(np.clip(np.dot(residual, labels - bias_predictions) / energy, 0.0, 1.0))
 
 
-def _padded(values: np.ndarray, size: int) -> np.ndarray:
-    table = np.zeros((size, 1), np.float32)
-    table[: min(size, len(values)), 0] = values[:size]
-    return table
-
-
 def shrink_towards(network: tf.keras.Model, biases: Biases, scale: float) -> None:
     """Sets `network` in place to ``biases + scale * (network - biases)``: its residual layer is
     multiplied by `scale` and each bias table moved to ``anchor + scale * (trained - anchor)``
@@ -103,7 +96,7 @@ def shrink_towards(network: tf.keras.Model, biases: Biases, scale: float) -> Non
     for name, values in ((USER_BIAS_LAYER, biases.user_bias), (ITEM_BIAS_LAYER, biases.item_bias)):
         table_layer = network.get_layer(name)
         trained = table_layer.get_weights()[0]
-        anchor = _padded(values, trained.shape[0])
+        anchor = bias_table(values, trained.shape[0])
         table_layer.set_weights([anchor + np.float32(scale) * (trained - anchor)])
 
 
@@ -117,8 +110,7 @@ def _predictions(network: tf.keras.Model, data: tf.data.Dataset, biases: Biases,
             break
         users, items = batch[F.USER_ID_XF].numpy(), batch[F.ITEM_ID_XF].numpy()
         model.append(network({n: batch[n] for n in network.input_names}, training=False).numpy())
-        anchor.append(biases.predict(np.minimum(users, len(biases.user_bias) - 1),
-                                     np.minimum(items, len(biases.item_bias) - 1)))
+        anchor.append(biases.predict(users, items))
         targets.append(batch[F.RATING_XF].numpy() if target is None else
                        target({n: batch[n] for n in target.input_names}, training=False).numpy())
     if not targets:

@@ -132,6 +132,22 @@ def build_candidate_tower(vocab: Vocabularies, dim: int, layers: Sequence[int], 
     return keras.Model(inputs, _mlp(x, layers, dim, "candidate", True), name="candidate_tower")
 
 
+RATING_LAYER = "rating"  # the rating network's last Dense layer: the residual when a bias model is added
+GLOBAL_MEAN_LAYER = "global_mean"  # the Rescaling layer that adds the bias model's global mean
+
+
+def bias_layer_name(feature: str) -> str:
+    """Name of the 1-wide bias Embedding of id feature `feature` (`_with_biases`)."""
+    return f"{feature}_bias_embedding"
+
+
+def bias_table(values: np.ndarray, size: int) -> np.ndarray:
+    """A [size, 1] float32 bias table holding `values`; rows beyond them are 0."""
+    table = np.zeros((size, 1), np.float32)
+    table[: min(size, len(values)), 0] = values[:size]
+    return table
+
+
 def _dcn_rating(x, deep_layers: Sequence[int], cross_layers: int, low_rank=None, residual: bool = False):
     """Stacked DCN-v2 cross layers on `x`, then a deep MLP, to a scalar rating per example.
 
@@ -143,7 +159,7 @@ def _dcn_rating(x, deep_layers: Sequence[int], cross_layers: int, low_rank=None,
     for i, units in enumerate(deep_layers):
         x = keras.layers.Dense(units, activation="relu", name=f"ranking_dense_{i}")(x)
     initializer = "zeros" if residual else "glorot_uniform"
-    rating = keras.layers.Dense(1, kernel_initializer=initializer, name="rating")(x)
+    rating = keras.layers.Dense(1, kernel_initializer=initializer, name=RATING_LAYER)(x)
     return keras.layers.Reshape((), name="rating_scalar")(rating)
 
 
@@ -153,13 +169,11 @@ def _with_biases(inputs, rating, vocab: Vocabularies, biases: Biases):
     terms = [rating]
     for name, size, values in ((F.USER_ID_XF, vocab.users, biases.user_bias),
                                (F.ITEM_ID_XF, vocab.items, biases.item_bias)):
-        layer = keras.layers.Embedding(size, 1, embeddings_initializer="zeros", name=f"{name}_bias_embedding")
+        layer = keras.layers.Embedding(size, 1, embeddings_initializer="zeros", name=bias_layer_name(name))
         terms.append(keras.layers.Reshape((), name=f"{name}_bias")(layer(inputs[name])))
-        table = np.zeros((size, 1), np.float32)
-        table[: min(size, len(values)), 0] = values[:size]
-        layer.set_weights([table])
+        layer.set_weights([bias_table(values, size)])
     total = keras.layers.Add(name="rating_with_biases")(terms)
-    mean = keras.layers.Rescaling(1.0, offset=biases.global_mean, name="global_mean")
+    mean = keras.layers.Rescaling(1.0, offset=biases.global_mean, name=GLOBAL_MEAN_LAYER)
     return mean(total)
 
 

@@ -92,7 +92,7 @@ def test_student_is_built_and_trained_as_the_trainer_builds_and_trains(world, tr
     assert float(used[0].learning_rate) == pytest.approx(0.01)
 
 
-def test_rating_student_keeps_the_teachers_bias_model_and_no_more_residual_than_fits_it(
+def test_rating_student_keeps_the_teachers_bias_model_and_no_more_residual_than_it(
         teacher, training_data, trainer_cfg):
     import tensorflow as tf
 
@@ -106,20 +106,15 @@ def test_rating_student_keeps_the_teachers_bias_model_and_no_more_residual_than_
     vocab = training_data.vocab
     biases = bias_model.fit_biases(users, items, labels, vocab.users, vocab.items)
     tf.keras.utils.set_random_seed(4)
+    # a teacher whose residual was shrunk away: it predicts its bias model exactly
     residual_teacher = towers.build_ranking_model(vocab, 8, (8,), 1, biases=biases)
-    rating = residual_teacher.get_layer(rating_residual.RATING_LAYER)
-    rating.set_weights([np.full(w.shape, 0.05, np.float32) for w in rating.get_weights()])
     with_biases = export.Networks(teacher.query_tower, teacher.candidate_tower, residual_teacher)
 
     cfg = CompressionConfig(student_embedding_dim=4, student_tower_layers=(), student_epochs=1, seed=1)
     student = distillation.distill(with_biases, training_data, trainer_cfg, cfg).ranking_model
     read = rating_residual.network_biases(student)
     assert read is not None and read.global_mean == pytest.approx(biases.global_mean)
-
-    def predict(network):
-        return np.concatenate([network({n: b[n] for n in network.input_names}).numpy() for b in batches])
-
-    targets = predict(residual_teacher)
-    anchor = biases.predict(users, items)
-    # calibrated towards the teacher on these batches: at least as close to it as the bias model
-    assert bias_model.rmse(predict(student), targets) <= bias_model.rmse(anchor, targets) + 1e-5
+    # trained on the labels, the student moved off the bias model; shrunk towards a teacher
+    # that kept no residual, it keeps none either
+    predictions = np.concatenate([student({n: b[n] for n in student.input_names}).numpy() for b in batches])
+    np.testing.assert_allclose(predictions, biases.predict(users, items), atol=1e-4)

@@ -50,11 +50,21 @@ def _all_pairs(pattern, tft_output):
     return arrays
 
 
-def test_label_slice_is_held_out_and_refit_uses_the_found_epochs(transformed_tiny, tmp_path, recorded_fits):
+def test_label_slice_is_held_out_and_refit_uses_the_found_epochs(transformed_tiny, tmp_path, recorded_fits,
+                                                                 monkeypatch):
     import tensorflow_transform as tft
 
-    from trainer import entry, export
+    from trainer import entry, export, rating_residual
     from trainer.label_slice import label_slice_mask
+
+    shrinks = []
+    original_shrink = rating_residual.shrink_towards
+
+    def recording_shrink(network, biases, scale):
+        shrinks.append((network, scale))
+        original_shrink(network, biases, scale)
+
+    monkeypatch.setattr(rating_residual, "shrink_towards", recording_shrink)
 
     entry.run_fn(_fn_args(transformed_tiny, tmp_path))
     arrays = _all_pairs(transformed_tiny.train_pattern, tft.TFTransformOutput(transformed_tiny.transform_dir))
@@ -78,6 +88,10 @@ def test_label_slice_is_held_out_and_refit_uses_the_found_epochs(transformed_tin
     assert 0.0 <= summary["rating_residual_scale"] <= 1.0
     assert rmse["label_slice"]["model"] <= rmse["label_slice"]["bias_model"] + 1e-6
     assert rmse["label_slice"]["model"] <= rmse["label_slice_unshrunk"]["model"] + 1e-6
+    # the fit part's network is shrunk on the label slice, the refitted one by the same scale
+    assert [(network, scale) for network, scale in shrinks] == [
+        (fit["trained"].ranking_model, summary["rating_residual_scale"]),
+        (refit["trained"].ranking_model, summary["rating_residual_scale"])]
     assert rmse["eval"]["examples"] > 0 and np.isfinite(rmse["eval"]["model"])
     fit_part = export.load_trained(str(tmp_path / "model" / entry.FIT_PART_SUBDIR))
     served = export.load_trained(str(tmp_path / "model"))
