@@ -83,14 +83,17 @@ class ServingContext:
         extra_interactions: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
     ) -> "ServingContext":
         """The context of already-read interactions (`tables.USER_COLUMNS`); with a candidate
-        ranker the tables also carry its popularity sources, at the ranker's half-life;
+        ranker the tables also carry its popularity sources, at the ranker's half-life, and unknown
+        users get the list the ranker's training chose for them (`cold_start_half_life`);
         `extra_interactions` as `tables.build_tables` takes them."""
         half_life = candidate_ranker.half_life if candidate_ranker is not None else None
         ease = None
         if candidate_ranker is not None and "ease" in candidate_ranker.sources:
             ease = (candidate_ranker.ease_items, candidate_ranker.ease_l2)
+        cold_start = candidate_ranker.cold_start_half_life if candidate_ranker is not None else None
         table = tables.build_tables([interactions], tft_output, catalog, item_features, item_item=item_item,
-                                    half_life=half_life, ease=ease, extra_interactions=extra_interactions)
+                                    half_life=half_life, ease=ease, extra_interactions=extra_interactions,
+                                    cold_start_half_life=cold_start)
         return cls(tft_output, catalog, item_features, table, options, candidate_ranker)
 
     @classmethod

@@ -161,7 +161,8 @@ class OnlineLearner:
         self.ranker = load_ranker(paths.ranker_dir) if paths.ranker_dir else None
         settings = self._source_settings()
         sourced = {} if settings is None else {"item_item": settings.item_item, "half_life": settings.half_life,
-                                               "ease": settings.ease}
+                                               "ease": settings.ease,
+                                               "cold_start_half_life": settings.cold_start_half_life}
         # The served tables hold every base interaction, the eval split's too, as the pushed model's do.
         held = base_data.transform(base.eval_raw, self.layer) if len(base.eval_raw[F.USER_ID]) else None
         every = _with_eval(base, held)
@@ -207,6 +208,7 @@ class OnlineLearner:
             half_life=self.ranker.half_life,
             ease=(self.ranker.ease_items, self.ranker.ease_l2) if "ease" in sources else None,
             item_item=self.item_item if "item_item" in sources else None,
+            cold_start_half_life=self.ranker.cold_start_half_life,
         )
 
     def _describe_ranker(self) -> str:

@@ -33,11 +33,14 @@ class SourceSettings:
       half_life: recent popularity's half-life (transformed timestamp units).
       ease: (block items, l2) of the EASE block, or None when the ranker does not read it.
       item_item: the item-item settings, or None when the ranker does not read the source.
+      cold_start_half_life: unknown users get recent popularity at this half-life (None: all-time
+        popularity), as the ranker's training chose.
     """
 
     half_life: float
     ease: Optional[Tuple[int, float]] = None
     item_item: Optional[ItemItemConfig] = None
+    cold_start_half_life: Optional[float] = None
 
 
 class InteractionLog:

@@ -46,6 +46,8 @@ class TrainedRanker:
       ease_items / ease_l2: the EASE source's block size and regularisation (when a source).
       feature_mean / feature_std: the standardisation the model applies first (saved with it: the
         Normalization layer holds them as constants, not as checkpointed variables).
+      cold_start_half_life: what unknown users are served: recent popularity at this half-life,
+        or all-time popularity when None (`trainer.ranker_training` chooses it on the label slice).
     """
 
     model: keras.Model
@@ -57,6 +59,7 @@ class TrainedRanker:
     ease_l2: float = 0.0
     feature_mean: Tuple[float, ...] = ()
     feature_std: Tuple[float, ...] = ()
+    cold_start_half_life: Optional[float] = None
 
 
 def _network(n_features: int, layers: Sequence[int], name: str) -> keras.Model:
@@ -169,7 +172,8 @@ def save_ranker(ranker: TrainedRanker, directory: str, layers: Sequence[int], ba
     spec = {"sources": list(ranker.sources), "per_source": ranker.per_source, "half_life": ranker.half_life,
             "layers": list(layers), "bags": bags, "n_features": len(feature_names(ranker.sources)),
             "report": ranker.report, "ease_items": ranker.ease_items, "ease_l2": ranker.ease_l2,
-            "feature_mean": list(ranker.feature_mean), "feature_std": list(ranker.feature_std)}
+            "feature_mean": list(ranker.feature_mean), "feature_std": list(ranker.feature_std),
+            "cold_start_half_life": ranker.cold_start_half_life}
     with tf.io.gfile.GFile(os.path.join(directory, SPEC_FILE), "w") as handle:
         handle.write(json.dumps(spec, indent=2, sort_keys=True))
     ranker.model.save_weights(os.path.join(directory, WEIGHTS_PREFIX))
@@ -184,4 +188,8 @@ def load_ranker(directory: str) -> TrainedRanker:
     model.load_weights(os.path.join(directory, WEIGHTS_PREFIX)).expect_partial()
     return TrainedRanker(model, tuple(spec["sources"]), int(spec["per_source"]), float(spec["half_life"]),
                          spec["report"], int(spec.get("ease_items", 0)), float(spec.get("ease_l2", 0.0)),
-                         tuple(mean or ()), tuple(std or ()))
+                         tuple(mean or ()), tuple(std or ()), _optional_float(spec.get("cold_start_half_life")))
+
+
+def _optional_float(value) -> Optional[float]:
+    return None if value is None else float(value)

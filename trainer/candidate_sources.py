@@ -10,6 +10,7 @@ shared features come from the same counts: the item's and the user's log(1 + int
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -58,3 +59,22 @@ def popularity_tables(
         user_log_activity=activity,
         half_life=float(half_life),
     )
+
+
+def cold_start_list(rows: np.ndarray, timestamps: np.ndarray, n_items: int,
+                    half_life: Optional[float]) -> Tuple[np.ndarray, np.ndarray]:
+    """What unknown users are recommended: catalog rows by descending score, and the scores.
+
+    The score is each item's share of the interactions (`half_life` None: all-time popularity)
+    or its time-decayed share (`recent_popularity` at `half_life`). Ties keep catalog order.
+
+    Returns:
+      (int32 [n_items] rows, float32 [n_items] their scores).
+    """
+    if half_life is None:
+        counts = np.bincount(np.asarray(rows, np.int64), minlength=n_items).astype(np.float64)
+        scores = counts / max(counts.sum(), 1.0)
+    else:
+        scores = recent_popularity(np.asarray(rows, np.int64), timestamps, n_items, half_life).astype(np.float64)
+    order = np.argsort(-scores, kind="stable")
+    return order.astype(np.int32), scores[order].astype(np.float32)

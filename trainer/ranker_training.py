@@ -5,7 +5,9 @@ fit part alone (item-item neighbours, popularity, recent popularity at each cand
 and the two-tower when the Trainer left networks that never saw the label slice); each label
 user's merged candidates and features come from `trainer.candidate_features`, exactly as the
 serving model computes them; a candidate is positive when it is one of the user's label-slice
-items. The half-life whose recent popularity scores the label slice best is kept.
+items. The half-life whose recent popularity scores the label slice best is kept. Unknown users'
+list (all-time or recent popularity, at any of the half-lives) is chosen the same way on the label
+users who have no fit-part interactions: in a temporal run, the users who arrived last.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from trainer.label_slice import label_slice_mask
 from trainer.serving_model import ServingTables
 
 USERS_PER_BATCH = 256
+SELECTION_USERS = 2000  # label users that judge the half-life and the unknown users' list
+MIN_NEW_USERS = 20  # fewer new label users than this: every label user judges the unknown users' list
+COLD_START_MARGIN = 1.02  # recent popularity serves unknown users only when its Recall@20 is above 1.02x popularity's
 
 
 def _seen_matrix(fit: ServingTables, users: np.ndarray, n_items: int) -> np.ndarray:
@@ -49,10 +54,48 @@ def _seen_rows(fit: ServingTables, users: np.ndarray) -> np.ndarray:
     return out
 
 
-def _recall_at_20(scores: np.ndarray, seen: np.ndarray, labels: List[np.ndarray]) -> float:
-    masked = np.where(seen, -np.inf, scores)
-    top = np.argpartition(-masked, 20, axis=1)[:, :20]
-    return float(np.mean([np.isin(lab, t).sum() / min(20, len(lab)) for lab, t in zip(labels, top)]))
+def _vector_recall_at_20(scores: np.ndarray, fit: ServingTables, users: np.ndarray, labels: List[np.ndarray]) -> float:
+    """Mean Recall@20 of one score vector shared by every user, each user's fit-part items excluded."""
+    if not len(users):
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    recalls = []
+    for user, label in zip(users, labels):
+        seen = fit.seen_values[fit.seen_row_splits[user]:fit.seen_row_splits[user + 1]]
+        head = order[:20 + len(seen)]
+        top = head[~np.isin(head, seen)][:20]
+        recalls.append(np.isin(label, top).sum() / min(20, len(label)))
+    return float(np.mean(recalls))
+
+
+def _cold_start_half_life(fit: ServingTables, users: np.ndarray, labels: List[np.ndarray], rows: np.ndarray,
+                          timestamps: np.ndarray, recent: Dict[float, np.ndarray], log: Callable[[str], None]
+                          ) -> Optional[float]:
+    """The list unknown users are served: all-time popularity (None) or recent popularity at a half-life.
+
+    Judged by Recall@20 on the label users without fit-part interactions, the ones most like
+    unknown users (in a temporal run: the users who arrived in the newest slice), or on every
+    label user when fewer than `MIN_NEW_USERS` are new. Recent popularity must beat all-time
+    popularity by more than the `COLD_START_MARGIN` factor; short of it popularity is kept.
+    """
+    new = np.flatnonzero(np.diff(fit.seen_row_splits)[users] == 0)
+    judged = new if len(new) >= MIN_NEW_USERS else np.arange(len(users))
+    judged = judged[:SELECTION_USERS]
+    judged_labels = [labels[i] for i in judged]
+    all_time = np.bincount(rows, minlength=len(next(iter(recent.values())))).astype(np.float64)
+    popularity_recall = _vector_recall_at_20(all_time, fit, users[judged], judged_labels)
+    best, best_recall = None, popularity_recall
+    lines = [f"popularity: {popularity_recall:.4f}"]
+    for h, vector in recent.items():
+        value = _vector_recall_at_20(vector, fit, users[judged], judged_labels)
+        lines.append(f"recent {h:g}: {value:.4f}")
+        if value > best_recall and value > COLD_START_MARGIN * popularity_recall:
+            best, best_recall = h, value
+    who = f"{len(judged)} label users without fit-part interactions" if len(new) >= MIN_NEW_USERS \
+        else f"{len(judged)} label users (only {len(new)} without fit-part interactions)"
+    chosen = "popularity" if best is None else f"recent popularity at half-life {best:g}"
+    log(f"candidate ranker: unknown users' list, Recall@20 on {who}: {', '.join(lines)} -> {chosen}")
+    return best
 
 
 def _two_tower_scorer(networks: export.Networks, fit: ServingTables, timestamp: float
@@ -125,13 +168,13 @@ def fit_candidate_ranker(
     fit_rows = item_rows[fit_part[F.ITEM_ID_XF]]
     ok = (fit_users < n_users) & (fit_rows >= 0)
     timestamps = fit_part[F.TIMESTAMP_XF][ok]
-    sample = slice(0, min(len(users), 2000))
-    seen_sample = _seen_matrix(fit, users[sample], n_items)
-    recalls = {h: _recall_at_20(np.broadcast_to(recent_popularity(fit_rows[ok], timestamps, n_items, h), seen_sample.shape),
-                                seen_sample, labels[sample]) for h in cfg.half_lives}
+    sample = np.arange(min(len(users), SELECTION_USERS))
+    vectors = {h: recent_popularity(fit_rows[ok], timestamps, n_items, h) for h in cfg.half_lives}
+    recalls = {h: _vector_recall_at_20(v, fit, users[sample], [labels[i] for i in sample]) for h, v in vectors.items()}
     half_life = max(recalls, key=recalls.get)
     log("candidate ranker: recent popularity Recall@20 on the label slice by half-life: "
         + ", ".join(f"{h:g}: {r:.4f}" for h, r in recalls.items()) + f" -> {half_life:g}")
+    cold_start = _cold_start_half_life(fit, users, labels, fit_rows[ok], timestamps, vectors, log)
     pop = popularity_tables(fit_users[ok], fit_rows[ok], timestamps, n_users, n_items, half_life)
     item_source = ItemItemSource(fit.item_item.neighbour_ids, fit.item_item.neighbour_weights, top_n=1) \
         if "item_item" in sources else None
@@ -163,4 +206,5 @@ def fit_candidate_ranker(
         positives.append(np.stack([np.isin(r, labels[start + i]) for i, r in enumerate(rows)]))
     ranker = train_ranker(np.concatenate(feats), np.concatenate(valid), np.concatenate(positives), sources,
                           half_life, cfg, log=log)
-    return dataclasses.replace(ranker, ease_items=cfg.ease_items, ease_l2=cfg.ease_l2)
+    return dataclasses.replace(ranker, ease_items=cfg.ease_items, ease_l2=cfg.ease_l2, cold_start_half_life=cold_start,
+                               report={**ranker.report, "cold_start_half_life": cold_start})

@@ -16,7 +16,7 @@ from core import features as F
 from core import tfrecord_columns
 from core.utf8 import to_bytes
 from trainer import history
-from trainer.candidate_sources import popularity_tables
+from trainer.candidate_sources import cold_start_list, popularity_tables
 from trainer.ease_block import fit_ease_block
 from trainer.item_item_config import ItemItemConfig
 from trainer.item_item_tables import build_item_item_tables
@@ -164,6 +164,7 @@ def build_tables(
     half_life: Optional[float] = None,
     ease: Optional[Tuple[int, float]] = None,
     extra_interactions: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+    cold_start_half_life: Optional[float] = None,
 ) -> ServingTables:
     """Per-user and per-item tables from transformed training batches and the catalog.
 
@@ -175,7 +176,9 @@ def build_tables(
     `ease` = (block items, l2) the EASE block (`trainer.ease_block`). `extra_interactions` =
     (user rows, catalog rows, transformed timestamps) join the seen-item filter, popularity and
     every source, but not the user features (`out_of_vocabulary_interactions`: interactions
-    with items the Transform vocabulary does not hold).
+    with items the Transform vocabulary does not hold). Unknown users get the items by
+    popularity, or by recent popularity at `cold_start_half_life` when given
+    (`trainer.candidate_sources.cold_start_list`).
     """
     data = concat_batches(train_batches)
     user_vocab = np.array(tf_transform_output.vocabulary_by_name(F.USER_ID_VOCAB), dtype=object)
@@ -207,8 +210,7 @@ def build_tables(
         times = np.concatenate([times, np.asarray(extra_times, np.float64)])
     pairs = np.unique(np.stack([users, rows], axis=1), axis=0)
     row_splits = np.searchsorted(pairs[:, 0], np.arange(n_users + 2)).astype(np.int64)
-    counts = np.bincount(rows, minlength=len(catalog_keys)).astype(np.float64)
-    popular = np.argsort(-counts, kind="stable")
+    popular_rows, popular_scores = cold_start_list(rows, times, len(catalog_keys), cold_start_half_life)
     item_item_tables = None
     if item_item is not None and item_item.enabled:
         item_item_tables = build_item_item_tables(users, rows, times, n_users, len(catalog_keys), item_item)
@@ -225,8 +227,8 @@ def build_tables(
         item_features=catalog_features,
         item_titles=to_bytes(catalog[F.ITEM_TITLE]),
         item_genres=to_bytes(catalog[F.ITEM_GENRES]),
-        popular_rows=popular.astype(np.int32),
-        popular_scores=(counts[popular] / max(counts.sum(), 1.0)).astype(np.float32),
+        popular_rows=popular_rows,
+        popular_scores=popular_scores,
         item_item=item_item_tables,
         sources=sources,
         ease=ease_tables,

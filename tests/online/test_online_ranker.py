@@ -97,7 +97,7 @@ def test_sources_after_events_are_the_pipeline_builders_on_every_interaction(wor
     tft_output, layer, _, base = world
     table = _sourced_tables(world, [base.train])
     vocab = inputs.vocabularies(tft_output)
-    settings = SourceSettings(HALF_LIFE, (12, 5.0), ItemItemConfig(neighbours=4))
+    settings = SourceSettings(HALF_LIFE, (12, 5.0), ItemItemConfig(neighbours=4), cold_start_half_life=0.1)
     log = InteractionLog(*tables.interaction_rows(base.train, tft_output, base.catalog[F.ITEM_ID]))
     online = online_tables.OnlineTables(table, base.train, {}, layer, (vocab.users, vocab.items), (5, 5), log, settings)
     # Known users and items only (the catalog and the user rows stay those of the pipeline).
@@ -116,6 +116,12 @@ def test_sources_after_events_are_the_pipeline_builders_on_every_interaction(wor
     np.testing.assert_allclose(after.sources.user_log_activity, expected[0].user_log_activity, rtol=1e-6)
     np.testing.assert_allclose(after.ease.weights, expected[1].weights, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(after.item_item.neighbour_ids, expected[2].neighbour_ids)
+    # Unknown users get recent popularity at the chosen half-life, over every interaction.
+    from trainer.candidate_sources import cold_start_list
+
+    recent_order = cold_start_list(items, times, len(table.item_keys), 0.1)[0]
+    np.testing.assert_array_equal(after.popular_rows, recent_order)
+    assert (recent_order != cold_start_list(items, times, len(table.item_keys), None)[0]).any()
     # The events moved the sources: the a-items gained interactions from b-users.
     a_rows = [list(table.item_keys).index(f"a{i}".encode()) for i in range(3)]
     assert (after.sources.popularity[a_rows] > table.sources.popularity[a_rows]).all()

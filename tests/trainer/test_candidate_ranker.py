@@ -1,5 +1,7 @@
 """Merged candidates, their features, and the listwise ranker over them."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -68,7 +70,9 @@ def test_ranker_learns_a_planted_preference(tmp_path):
     save_ranker(ranker, str(tmp_path / "ranker"), cfg.layers, cfg.bags)
     loaded = load_ranker(str(tmp_path / "ranker"))
     np.testing.assert_allclose(loaded.model(test_x).numpy(), ranker.model(test_x).numpy(), rtol=1e-5, atol=1e-6)
-    assert loaded.sources == ("a", "b") and loaded.half_life == 0.1
+    assert loaded.sources == ("a", "b") and loaded.half_life == 0.1 and loaded.cold_start_half_life is None
+    save_ranker(dataclasses.replace(ranker, cold_start_half_life=0.03), str(tmp_path / "recent"), cfg.layers, cfg.bags)
+    assert load_ranker(str(tmp_path / "recent")).cold_start_half_life == 0.03
 
 
 def test_ranker_needs_lists_with_positives():
