@@ -14,7 +14,7 @@ train interaction, who get the unknown users' list), and checks the targets:
 
 Usage:
     python -m benchmarks.quality [--output DIR] [--datasets ml-time,ml-random,synthetic]
-        [--config FILE]
+        [--config FILE] [--reuse]
 """
 
 from __future__ import annotations
@@ -36,13 +36,20 @@ DATASETS = {
 }
 
 
-def run_one(name: str, output: pathlib.Path, config_file: Optional[str]) -> Dict[str, Dict]:
-    """Runs the pipeline for one dataset/split; returns the evaluation ({"results", "slices"})."""
+def run_one(name: str, output: pathlib.Path, config_file: Optional[str], reuse: bool = False) -> Dict[str, Dict]:
+    """Runs the pipeline for one dataset/split; returns the evaluation ({"results", "slices"}).
+
+    With `reuse`, an evaluation already in `output / name` is read instead of running again."""
     from cli.summary import latest_evaluation
     from pipeline import local_run
     from pipeline.config import load_config
 
     source, split = DATASETS[name]
+    if reuse:
+        earlier = latest_evaluation(str(output / name / "pipeline"))
+        if earlier is not None:
+            print(f"[{name}] reusing {earlier['path']}; gate: {earlier['blessing']['reason']}", flush=True)
+            return {"results": earlier["results"], "slices": earlier.get("slices", {})}
     data = None
     if source == "ml-latest-small":
         if not (ML_LATEST_SMALL / "ratings.csv").exists():
@@ -90,7 +97,8 @@ def slice_table(all_slices: Dict[str, Dict[str, Dict[str, Dict[str, float]]]]) -
             if not models:
                 continue
             users = next(iter(models.values())).get("n_users", 0)
-            cells = "|".join(f"{models.get(m, {}).get('recall_at_20', float('nan')):>15.4f}" for m in SLICE_MODELS)
+            values = [models.get(m, {}).get("recall_at_20") for m in SLICE_MODELS]
+            cells = "|".join(f"{float('nan') if v is None else v:>15.4f}" for v in values)
             lines.append(f"| {dataset:<10} | {name:<7} | {users:>7.0f} |{cells}|")
     return "\n".join(lines)
 
@@ -129,13 +137,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--output", default="output/benchmarks/quality")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--config", help="JSON pipeline config applied to every run")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read the evaluation of an earlier run in --output instead of running again")
     args = parser.parse_args(argv)
     output = pathlib.Path(args.output).resolve()
     names = [n for n in args.datasets.split(",") if n]
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; choose from {list(DATASETS)}")
-    runs = {name: run_one(name, output, args.config) for name in names}
+    runs = {name: run_one(name, output, args.config, args.reuse) for name in names}
     all_results = {name: run["results"] for name, run in runs.items()}
     print()
     print(table(all_results))

@@ -10,7 +10,7 @@ def _model(recall, ndcg=0.1, hit=None, rmse=None):
 def test_slice_table_lists_each_user_slice_with_its_users():
     slices = {"cold": {"popularity": {"recall_at_20": 0.25, "n_users": 89.0},
                        "two_stage": {"recall_at_20": 0.5, "n_users": 89.0}},
-              "heavy": {"two_stage": {"recall_at_20": 0.125, "n_users": 14.0}},
+              "heavy": {"two_stage": {"recall_at_20": 0.125, "n_users": 14.0}, "ease": {"recall_at_20": None}},
               "head": {"two_stage": {"recall_at_20": 0.9, "n_users": 100.0}}}
     rows = slice_table({"ml-time": slices}).splitlines()
     assert len(rows) == 4  # header, rule, cold, heavy (item slices such as head are left out)
