@@ -168,6 +168,7 @@ class OnlineServingModel(ServingModel):
         self.candidate_ranker = FrozenNetwork(ranker.model)
         self._ranker_sources = tuple(sources)
         self._per_source = ranker.per_source
+        self._genre_affinity = ranker.genre_affinity
         zeros = np.zeros(capacity, np.float32)
         self.popularity, self.recent_popularity, self.item_log_count = (
             tf.Variable(zeros, trainable=False, name=name)

@@ -46,6 +46,8 @@ class TrainedRanker:
       ease_items / ease_l2: the EASE source's block size and regularisation (when a source).
       feature_mean / feature_std: the standardisation the model applies first (saved with it: the
         Normalization layer holds them as constants, not as checkpointed variables).
+      genre_affinity: whether the features end with the genre affinity pair
+        (`trainer.candidate_features.feature_names`).
       cold_start_half_life: what unknown users are served: recent popularity at this half-life,
         or all-time popularity when None (`trainer.ranker_training` chooses it on the label slice).
     """
@@ -60,6 +62,7 @@ class TrainedRanker:
     feature_mean: Tuple[float, ...] = ()
     feature_std: Tuple[float, ...] = ()
     cold_start_half_life: Optional[float] = None
+    genre_affinity: bool = False
 
 
 def _network(n_features: int, layers: Sequence[int], name: str) -> keras.Model:
@@ -123,7 +126,7 @@ def _fit_bag(net: keras.Model, x: np.ndarray, target: np.ndarray, valid: np.ndar
 
 def train_ranker(features: np.ndarray, valid: np.ndarray, labels: np.ndarray, sources: Sequence[str],
                  half_life: float, cfg: CandidateRankerConfig,
-                 log: Callable[[str], None] = logging.info) -> TrainedRanker:
+                 log: Callable[[str], None] = logging.info, genre_affinity: bool = False) -> TrainedRanker:
     """Fits the ranker on candidate lists.
 
     Args:
@@ -134,6 +137,7 @@ def train_ranker(features: np.ndarray, valid: np.ndarray, labels: np.ndarray, so
       half_life: recent popularity's half-life used for the features.
       cfg: the ranker's settings.
       log: progress lines.
+      genre_affinity: the features end with the genre affinity pair.
 
     Raises:
       ValueError: no list holds a positive, or fewer lists than bags.
@@ -160,17 +164,20 @@ def train_ranker(features: np.ndarray, valid: np.ndarray, labels: np.ndarray, so
         best.append(max(curve))
         log(f"ranker bag {k + 1}/{cfg.bags}: best epoch {epoch}, fold Recall@{RECALL_CUTOFF} {max(curve):.4f}")
     report = {"lists": int(len(x)), "lists_without_positive": int((~keep).sum()), "width": int(x.shape[1]),
-              "features": list(feature_names(sources)), "bag_epochs": epochs, "bag_recall_at_20": best,
+              "features": list(feature_names(sources, genre_affinity)), "bag_epochs": epochs, "bag_recall_at_20": best,
               "half_life": float(half_life)}
     return TrainedRanker(model, tuple(sources), cfg.per_source, float(half_life), report,
-                         feature_mean=tuple(float(v) for v in mean), feature_std=tuple(float(v) for v in std))
+                         feature_mean=tuple(float(v) for v in mean), feature_std=tuple(float(v) for v in std),
+                         genre_affinity=genre_affinity)
 
 
 def save_ranker(ranker: TrainedRanker, directory: str, layers: Sequence[int], bags: int) -> None:
     """Writes the ranker to `directory` (`ranker.json` + checkpoint weights)."""
     tf.io.gfile.makedirs(directory)
     spec = {"sources": list(ranker.sources), "per_source": ranker.per_source, "half_life": ranker.half_life,
-            "layers": list(layers), "bags": bags, "n_features": len(feature_names(ranker.sources)),
+            "layers": list(layers), "bags": bags,
+            "n_features": len(feature_names(ranker.sources, ranker.genre_affinity)),
+            "genre_affinity": ranker.genre_affinity,
             "report": ranker.report, "ease_items": ranker.ease_items, "ease_l2": ranker.ease_l2,
             "feature_mean": list(ranker.feature_mean), "feature_std": list(ranker.feature_std),
             "cold_start_half_life": ranker.cold_start_half_life}
@@ -188,7 +195,8 @@ def load_ranker(directory: str) -> TrainedRanker:
     model.load_weights(os.path.join(directory, WEIGHTS_PREFIX)).expect_partial()
     return TrainedRanker(model, tuple(spec["sources"]), int(spec["per_source"]), float(spec["half_life"]),
                          spec["report"], int(spec.get("ease_items", 0)), float(spec.get("ease_l2", 0.0)),
-                         tuple(mean or ()), tuple(std or ()), _optional_float(spec.get("cold_start_half_life")))
+                         tuple(mean or ()), tuple(std or ()), _optional_float(spec.get("cold_start_half_life")),
+                         bool(spec.get("genre_affinity", False)))
 
 
 def _optional_float(value) -> Optional[float]:

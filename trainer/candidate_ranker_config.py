@@ -24,6 +24,8 @@ class CandidateRankerConfig:
       label_fraction: share of the train split held out as the ranker's labels.
       half_lives: recent popularity's half-lives to choose from, as fractions of the training
         period (the one that scores the label slice best is served).
+      genre_affinity: also feed the ranker each candidate's genre affinity with the user's seen
+        items (`trainer.candidate_features.genre_affinity`).
       layers: widths of the ranker's deep layers after one DCN-v2 cross layer.
       bags: rankers trained on different folds of users and averaged.
       max_epochs / patience: early stopping of each bag on its fold's Recall@20.
@@ -40,6 +42,7 @@ class CandidateRankerConfig:
     ease_l2: float = 300.0
     label_fraction: float = 0.2
     half_lives: Tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
+    genre_affinity: bool = True
     layers: Tuple[int, ...] = (64, 32)
     bags: int = 5
     max_epochs: int = 40

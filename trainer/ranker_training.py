@@ -181,6 +181,7 @@ def fit_candidate_ranker(
     ease_source = EaseBlock(fit.ease, n_items) if ease is not None else None
     tower = _two_tower_scorer(fit_networks, fit, context_timestamp) if "two_tower" in sources else None
 
+    item_genre_ids = fit.item_features[F.ITEM_GENRES_XF]
     feats, valid, positives = [], [], []
     for start in range(0, len(users), USERS_PER_BATCH):
         batch = users[start:start + USERS_PER_BATCH]
@@ -196,15 +197,16 @@ def fit_candidate_ranker(
             else:
                 table = pop.popularity if source == "popularity" else pop.recent_popularity
                 scores.append(tf.constant(np.broadcast_to(table, (len(batch), n_items))))
+        genres = (tf.constant(_seen_rows(fit, batch)), tf.constant(item_genre_ids)) if cfg.genre_affinity else None
         rows, ok_slots, x = candidate_features(
             scores, tf.constant(_seen_matrix(fit, batch, n_items)), pop.item_log_count,
-            pop.user_log_activity[batch], cfg.per_source, n_items,
+            pop.user_log_activity[batch], cfg.per_source, n_items, genres,
         )
         rows = rows.numpy()
         feats.append(x.numpy())
         valid.append(ok_slots.numpy())
         positives.append(np.stack([np.isin(r, labels[start + i]) for i, r in enumerate(rows)]))
     ranker = train_ranker(np.concatenate(feats), np.concatenate(valid), np.concatenate(positives), sources,
-                          half_life, cfg, log=log)
+                          half_life, cfg, log=log, genre_affinity=cfg.genre_affinity)
     return dataclasses.replace(ranker, ease_items=cfg.ease_items, ease_l2=cfg.ease_l2, cold_start_half_life=cold_start,
                                report={**ranker.report, "cold_start_half_life": cold_start})

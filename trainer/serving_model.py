@@ -180,6 +180,7 @@ class ServingModel(tf.Module):
         self.candidate_ranker = FrozenNetwork(ranker.model)
         self._ranker_sources = tuple(ranker.sources)
         self._per_source = ranker.per_source
+        self._genre_affinity = ranker.genre_affinity
         sources = tables.sources
         if "ease" in ranker.sources:
             self.ease_block = EaseBlock(tables.ease, len(tables.item_keys))
@@ -278,11 +279,13 @@ class ServingModel(tf.Module):
         batch = tf.shape(tower_scores)[0]
         n_items = self._ranked_width()
         scores = []
+        seen = None
+        if "ease" in self._ranker_sources or self._genre_affinity:
+            seen = self._seen_rows(user_rows).to_tensor(default_value=-1)
         for source in self._ranker_sources:
             if source == "two_tower":
                 scores.append(tower_scores)
             elif source == "ease":  # every seen item, not only the recent ones
-                seen = self._seen_rows(user_rows).to_tensor(default_value=-1)
                 scores.append(self.ease_block.scores(seen))
             elif source == "item_item":
                 item_scores, reached = self.item_item.scores(history)
@@ -290,9 +293,10 @@ class ServingModel(tf.Module):
             else:
                 table = self.popularity if source == "popularity" else self.recent_popularity
                 scores.append(tf.tile(tf.expand_dims(tf.convert_to_tensor(table), 0), [batch, 1]))
+        genres = (seen, self.item_features[F.ITEM_GENRES_XF]) if self._genre_affinity else None
         rows, valid, feats = candidate_features(
             scores, exclude, self.item_log_count, tf.gather(self.user_log_activity, user_rows), self._per_source,
-            n_items,
+            n_items, genres,
         )
         logits = self.candidate_ranker(feats, training=False)
         logits = tf.where(valid, logits, tf.fill(tf.shape(logits), float("-inf")))

@@ -16,17 +16,18 @@ HALF_LIFE = 0.25
 
 
 def _random_ranker(seed: int = 7):
-    """A ranker over every source with seeded random weights (the tests compare, not judge, its order)."""
+    """A ranker over every source and the genre affinity, with seeded random weights (the tests
+    compare, not judge, its order)."""
     import tensorflow as tf
 
     from trainer.candidate_features import feature_names
     from trainer.candidate_ranker import TrainedRanker, build_ranker
 
     tf.keras.utils.set_random_seed(seed)
-    n_features = len(feature_names(SOURCES))
+    n_features = len(feature_names(SOURCES, genre_affinity=True))
     model, _ = build_ranker(n_features, (8,), 2, np.full(n_features, 0.2), np.full(n_features, 1.5))
     return TrainedRanker(model, SOURCES, per_source=6, half_life=HALF_LIFE, report={}, ease_items=12, ease_l2=5.0,
-                         feature_mean=(0.2,) * n_features, feature_std=(1.5,) * n_features)
+                         feature_mean=(0.2,) * n_features, feature_std=(1.5,) * n_features, genre_affinity=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.candidate_features import candidate_features, feature_names
+from trainer.candidate_features import candidate_features, feature_names, genre_affinity
 from trainer.candidate_ranker import load_ranker, save_ranker, train_ranker
 from trainer.candidate_ranker_config import CandidateRankerConfig
 from core.config_loader import ConfigError
@@ -41,6 +41,35 @@ def test_features_of_a_hand_computed_example():
                                           "user_log_activity")
 
 
+def test_genre_affinity_by_hand():
+    # Genre ids (0 pads): item 0 = {1, 2}, item 1 = {2}, item 2 = {3}, item 3 = no genre.
+    item_genres = tf.constant([[1, 2], [2, 0], [3, 0], [0, 0]], tf.int64)
+    # User 0 saw items 0 and 1: counts g1 = 1, g2 = 2 -> profile (1, 2) / sqrt(5). User 1 saw nothing.
+    seen = tf.constant([[0, 1], [-1, -1]])
+    candidates = tf.constant([[0, 1, 2, 3, 7], [0, 1, 2, 3, 7]])  # row 7 is outside the catalog
+    got = genre_affinity(seen, candidates, item_genres).numpy()
+    root5 = np.sqrt(5.0)
+    expected = [(1 + 2) / root5 / np.sqrt(2), 2 / root5, 0.0, 0.0, 0.0]
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(got[1], 0.0)
+
+
+def test_genre_features_follow_the_shared_ones():
+    a = tf.constant([[9.0, 3.0, 2.0, 1.0]])
+    exclude = tf.constant([[False, False, False, True]])
+    item_genres = tf.constant([[1], [1], [2], [1]], tf.int64)
+    seen = tf.constant([[3]])  # the seen item has genre 1
+    plain = candidate_features([a], exclude, tf.zeros(4), tf.constant([0.0]), 3, 4)
+    rows, valid, feats = candidate_features([a], exclude, tf.zeros(4), tf.constant([0.0]), 3, 4, (seen, item_genres))
+    np.testing.assert_array_equal(rows.numpy(), plain[0].numpy())
+    np.testing.assert_allclose(feats.numpy()[..., :4], plain[2].numpy())
+    by_row = {int(r): f for r, f, v in zip(rows.numpy()[0], feats.numpy()[0], valid.numpy()[0]) if v}
+    np.testing.assert_allclose([by_row[r][5] for r in (0, 1, 2)], [1.0, 1.0, 0.0])
+    z = (np.array([1.0, 1.0, 0.0]) - 2 / 3) / (np.std([1.0, 1.0, 0.0]) + 1e-6)
+    np.testing.assert_allclose([by_row[r][4] for r in (0, 1, 2)], z, rtol=1e-5)
+    assert feature_names(["a"], genre_affinity=True)[-2:] == ("genre_affinity_z", "genre_affinity")
+
+
 def _planted_lists(n_lists=300, width=20, n_features=6, seed=0):
     """Lists where the one positive is the candidate with the highest feature 3 (others noise).
 
@@ -71,8 +100,16 @@ def test_ranker_learns_a_planted_preference(tmp_path):
     loaded = load_ranker(str(tmp_path / "ranker"))
     np.testing.assert_allclose(loaded.model(test_x).numpy(), ranker.model(test_x).numpy(), rtol=1e-5, atol=1e-6)
     assert loaded.sources == ("a", "b") and loaded.half_life == 0.1 and loaded.cold_start_half_life is None
+    assert not loaded.genre_affinity
     save_ranker(dataclasses.replace(ranker, cold_start_half_life=0.03), str(tmp_path / "recent"), cfg.layers, cfg.bags)
     assert load_ranker(str(tmp_path / "recent")).cold_start_half_life == 0.03
+    # Six features over one source: the genre pair follows the shared pair.
+    genre_ranker = train_ranker(x, valid, labels, ["a"], 0.1, cfg, log=lambda _: None, genre_affinity=True)
+    assert genre_ranker.report["features"][-2:] == ["genre_affinity_z", "genre_affinity"]
+    save_ranker(genre_ranker, str(tmp_path / "genres"), cfg.layers, cfg.bags)
+    reloaded = load_ranker(str(tmp_path / "genres"))
+    assert reloaded.genre_affinity
+    np.testing.assert_allclose(reloaded.model(test_x).numpy(), genre_ranker.model(test_x).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_ranker_needs_lists_with_positives():
