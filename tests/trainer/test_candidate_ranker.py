@@ -112,6 +112,23 @@ def test_ranker_learns_a_planted_preference(tmp_path):
     np.testing.assert_allclose(reloaded.model(test_x).numpy(), genre_ranker.model(test_x).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_ranker_saved_before_the_cold_start_and_genre_settings_loads_without_them(tmp_path):
+    import json
+
+    x, valid, labels = _planted_lists(n_lists=40)
+    cfg = CandidateRankerConfig(bags=2, max_epochs=2, layers=(4,))
+    directory = tmp_path / "old"
+    save_ranker(train_ranker(x, valid, labels, ["a", "b"], 0.1, cfg, log=lambda _: None), str(directory),
+                cfg.layers, cfg.bags)
+    spec_file = directory / "ranker.json"
+    spec = json.loads(spec_file.read_text())
+    del spec["cold_start_half_life"], spec["genre_affinity"]
+    spec_file.write_text(json.dumps(spec))
+    loaded = load_ranker(str(directory))
+    assert loaded.cold_start_half_life is None and not loaded.genre_affinity
+    assert loaded.model(x[:2]).shape == (2, x.shape[1])
+
+
 def test_ranker_needs_lists_with_positives():
     x, valid, labels = _planted_lists(n_lists=10)
     with pytest.raises(ValueError, match="label-slice item"):
