@@ -82,7 +82,8 @@ def _cold_start_half_life(fit: ServingTables, users: np.ndarray, labels: List[np
     judged = new if len(new) >= MIN_NEW_USERS else np.arange(len(users))
     judged = judged[:SELECTION_USERS]
     judged_labels = [labels[i] for i in judged]
-    all_time = np.bincount(rows, minlength=len(next(iter(recent.values())))).astype(np.float64)
+    n_items = len(next(iter(recent.values())))  # every recent popularity vector spans the catalog
+    all_time = np.bincount(rows, minlength=n_items).astype(np.float64)
     popularity_recall = _vector_recall_at_20(all_time, fit, users[judged], judged_labels)
     best, best_recall = None, popularity_recall
     lines = [f"popularity: {popularity_recall:.4f}"]
