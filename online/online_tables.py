@@ -33,7 +33,7 @@ from core.utf8 import to_bytes
 from online import profiles
 from online.events import Event
 from online.online_sources import InteractionLog, SourceSettings, source_tables
-from trainer.candidate_sources import cold_start_list
+from trainer.candidate_sources import cold_start_list, ranked_by_share
 from trainer.serving_model import ServingTables
 
 
@@ -233,13 +233,12 @@ class OnlineTables:
                        for row, seen in enumerate(self.seen)]
         lengths = [len(s) for s in served_seen] + [0]
         values = np.fromiter((r for s in served_seen for r in sorted(s)), np.int64, sum(lengths))
-        counts = self.counts.values
-        popular = np.argsort(-counts, kind="stable")
-        popular_scores = counts[popular] / max(counts.sum(), 1.0)
         settings = self.source_settings
         if settings is not None and settings.cold_start_half_life is not None:
             _, rows, times = self.log.columns
             popular, popular_scores = cold_start_list(rows, times, len(self.item_keys), settings.cold_start_half_life)
+        else:
+            popular, popular_scores = ranked_by_share(self.counts.values)
         tables = ServingTables(
             user_keys=to_bytes(np.array(self.user_keys, dtype=object)),
             user_features=user_features,
@@ -249,8 +248,8 @@ class OnlineTables:
             item_features={name: column.values.copy() for name, column in self.item_features.items()},
             item_titles=to_bytes(np.array(self.item_titles, dtype=object)),
             item_genres=to_bytes(np.array(self.item_genres, dtype=object)),
-            popular_rows=popular.astype(np.int32),
-            popular_scores=popular_scores.astype(np.float32),
+            popular_rows=popular,
+            popular_scores=popular_scores,
         )
         if self.source_settings is None:
             return tables

@@ -42,20 +42,20 @@ def genre_affinity(seen_rows: tf.Tensor, candidate_rows: tf.Tensor, item_genre_i
       float32 [B, W]: sum over the candidate's genres of the user's normalised genre count,
       divided by the square root of the candidate's genre count (0 without seen items or genres).
     """
-    ids = tf.cast(item_genre_ids, tf.int32)
-    n_items = tf.shape(ids)[0]
-    depth = tf.maximum(tf.reduce_max(tf.concat([tf.reshape(ids, [-1]), [0]], 0)) + 1, 1)
+    n_items = tf.shape(item_genre_ids)[0]
     last = tf.maximum(n_items - 1, 0)
     seen = tf.cast(seen_rows, tf.int32)
-    seen_ids = tf.gather(ids, tf.clip_by_value(seen, 0, last))
+    seen_ids = tf.cast(tf.gather(item_genre_ids, tf.clip_by_value(seen, 0, last)), tf.int32)
     seen_ids = tf.where((seen >= 0)[:, :, None], seen_ids, tf.zeros_like(seen_ids))
+    rows = tf.cast(candidate_rows, tf.int32)
+    candidate_ids = tf.cast(tf.gather(item_genre_ids, tf.clip_by_value(rows, 0, last)), tf.int32)
+    # Genre ids only up to the largest one gathered (the catalog's table is never scanned whole).
+    depth = tf.maximum(tf.maximum(tf.reduce_max(seen_ids), tf.reduce_max(candidate_ids)), 0) + 1
     counts = tf.math.bincount(tf.reshape(seen_ids, [tf.shape(seen)[0], -1]), minlength=depth, maxlength=depth,
                               dtype=tf.float32, axis=-1)
     counts = counts * tf.cast(tf.range(depth) > 0, tf.float32)[None, :]  # id 0 pads
     profile = counts / tf.maximum(tf.norm(counts, axis=1, keepdims=True), 1e-9)
-    rows = tf.cast(candidate_rows, tf.int32)
     in_catalog = tf.cast((rows >= 0) & (rows < n_items), tf.float32)
-    candidate_ids = tf.gather(ids, tf.clip_by_value(rows, 0, last))
     per_genre = tf.gather(profile, candidate_ids, batch_dims=1)
     n_genres = tf.reduce_sum(tf.cast(candidate_ids > 0, tf.float32), axis=-1)
     return in_catalog * tf.reduce_sum(per_genre, axis=-1) / tf.sqrt(tf.maximum(n_genres, 1.0))

@@ -72,9 +72,12 @@ def cold_start_list(rows: np.ndarray, timestamps: np.ndarray, n_items: int,
       (int32 [n_items] rows, float32 [n_items] their scores).
     """
     if half_life is None:
-        counts = np.bincount(np.asarray(rows, np.int64), minlength=n_items).astype(np.float64)
-        scores = counts / max(counts.sum(), 1.0)
-    else:
-        scores = recent_popularity(np.asarray(rows, np.int64), timestamps, n_items, half_life).astype(np.float64)
-    order = np.argsort(-scores, kind="stable")
-    return order.astype(np.int32), scores[order].astype(np.float32)
+        return ranked_by_share(np.bincount(np.asarray(rows, np.int64), minlength=n_items))
+    return ranked_by_share(recent_popularity(np.asarray(rows, np.int64), timestamps, n_items, half_life))
+
+
+def ranked_by_share(weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Items by descending weight (ties in catalog order): (int32 rows, float32 shares of the total)."""
+    weights = np.asarray(weights, np.float64)
+    order = np.argsort(-weights, kind="stable")
+    return order.astype(np.int32), (weights[order] / max(weights.sum(), 1e-300)).astype(np.float32)

@@ -182,7 +182,7 @@ def fit_candidate_ranker(
     ease_source = EaseBlock(fit.ease, n_items) if ease is not None else None
     tower = _two_tower_scorer(fit_networks, fit, context_timestamp) if "two_tower" in sources else None
 
-    item_genre_ids = fit.item_features[F.ITEM_GENRES_XF]
+    item_genre_ids = tf.constant(fit.item_features[F.ITEM_GENRES_XF]) if cfg.genre_affinity else None
     feats, valid, positives = [], [], []
     for start in range(0, len(users), USERS_PER_BATCH):
         batch = users[start:start + USERS_PER_BATCH]
@@ -198,7 +198,7 @@ def fit_candidate_ranker(
             else:
                 table = pop.popularity if source == "popularity" else pop.recent_popularity
                 scores.append(tf.constant(np.broadcast_to(table, (len(batch), n_items))))
-        genres = (tf.constant(_seen_rows(fit, batch)), tf.constant(item_genre_ids)) if cfg.genre_affinity else None
+        genres = (tf.constant(_seen_rows(fit, batch)), item_genre_ids) if cfg.genre_affinity else None
         rows, ok_slots, x = candidate_features(
             scores, tf.constant(_seen_matrix(fit, batch, n_items)), pop.item_log_count,
             pop.user_log_activity[batch], cfg.per_source, n_items, genres,
