@@ -27,10 +27,12 @@ class GatedPool(WorkerPool):
 
     shares_models = True
 
-    def __init__(self, num_workers: int, delay_s: float = 0.0, per_row_s: float = 0.0) -> None:
+    def __init__(self, num_workers: int, delay_s: float = 0.0, per_row_s: float = 0.0,
+                 worker_delay_s: Dict[int, float] | None = None) -> None:
         self.num_workers = num_workers
         self.gate = threading.Event()
         self.delay_s = delay_s
+        self.worker_delay_s = dict(worker_delay_s or {})
         self.per_row_s = per_row_s
         self.batches: List[Tuple[int, List[int]]] = []
         self._lock = threading.Lock()
@@ -47,7 +49,8 @@ class GatedPool(WorkerPool):
             assert self.gate.wait(timeout=10)
             with self._lock:
                 self.batches.append((worker, inputs["x"].tolist()))
-            time.sleep(self.delay_s + self.per_row_s * len(inputs["x"]))
+            time.sleep(self.delay_s + self.worker_delay_s.get(worker, 0.0)
+                       + self.per_row_s * len(inputs["x"]))
             return {"y": inputs["x"] * 2}
 
         return self._executor.submit(work)
@@ -156,7 +159,9 @@ def test_batches_led_by_the_highest_class_are_capped(scheduler_for) -> None:
 
 def test_with_a_lane_regular_workers_take_the_highest_class_in_full_batches(scheduler_for) -> None:
     """A flood of urgent work keeps full batches' throughput: only the lane's batches are capped."""
-    pool = GatedPool(2)  # worker 0 regular, worker 1 the urgent lane
+    # worker 0 regular, worker 1 the urgent lane; the lane's batches are slow, so the regular
+    # worker is free first once the gate opens, with six or more urgent tasks still queued
+    pool = GatedPool(2, worker_delay_s={1: 0.3})
     scheduler = scheduler_for(pool, max_batch_size=4, max_enqueued_batches=4,
                               lanes={"urgent_workers": 1, "urgent_max_batch_size": 2})
     scheduler.submit(_task(0, LOW))
