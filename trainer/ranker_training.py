@@ -186,19 +186,20 @@ def fit_candidate_ranker(
     feats, valid, positives = [], [], []
     for start in range(0, len(users), USERS_PER_BATCH):
         batch = users[start:start + USERS_PER_BATCH]
+        seen = tf.constant(_seen_rows(fit, batch)) if "ease" in sources or cfg.genre_affinity else None
         scores = []
         for source in sources:
             if source == "two_tower":
                 scores.append(tf.constant(tower(batch)))
             elif source == "ease":
-                scores.append(ease_source.scores(tf.constant(_seen_rows(fit, batch))))
+                scores.append(ease_source.scores(seen))
             elif source == "item_item":
                 item_scores, reached = item_source.scores(tf.constant(fit.item_item.recent_rows[batch]))
                 scores.append(tf.where(reached, item_scores, float("-inf")))
             else:
                 table = pop.popularity if source == "popularity" else pop.recent_popularity
                 scores.append(tf.constant(np.broadcast_to(table, (len(batch), n_items))))
-        genres = (tf.constant(_seen_rows(fit, batch)), item_genre_ids) if cfg.genre_affinity else None
+        genres = (seen, item_genre_ids) if cfg.genre_affinity else None
         rows, ok_slots, x = candidate_features(
             scores, tf.constant(_seen_matrix(fit, batch, n_items)), pop.item_log_count,
             pop.user_log_activity[batch], cfg.per_source, n_items, genres,
